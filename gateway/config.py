@@ -1,0 +1,127 @@
+"""Settings: environment > config.yaml > defaults, validated once."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG = Path("config.yaml")
+
+
+class ConfigError(ValueError):
+    """The configuration file or an override is invalid."""
+
+
+class DatabaseSettings(BaseModel):
+    url: str = "sqlite:///data/recsys.db"
+
+
+class PathSettings(BaseModel):
+    features_dir: Path = Path("data/features")
+    reports_dir: Path = Path("reports")
+
+
+class WorldSettings(BaseModel):
+    scale: str = "small"
+    seed: int = 42
+
+
+class TrainingSettings(BaseModel):
+    seed: int = 42
+    max_train_rows: int = Field(1_200_000, gt=1000)
+    validation_days: int = Field(7, ge=1)
+    evaluation_days: int = Field(7, ge=1)
+
+
+class ArmSettings(BaseModel):
+    name: str
+    weight: float = Field(gt=0)
+    model: Path
+
+
+class ExperimentSettings(BaseModel):
+    name: str = "feed-ranker-v1"
+    enabled: bool = True
+    scheme: str = "md5"
+    salt: str = "feed-ranker-v1"
+    coverage: float = Field(1.0, ge=0.0, le=1.0)
+    arms: list[ArmSettings] = Field(
+        default_factory=lambda: [
+            ArmSettings(name="control", weight=50, model=Path("models/control")),
+            ArmSettings(name="test", weight=50, model=Path("models/test")),
+        ]
+    )
+    overrides: dict[int, str] = Field(default_factory=dict)
+
+    @field_validator("scheme")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value not in ("md5", "growthbook-v2"):
+            raise ValueError(f"unknown hashing scheme {value!r}: use md5 or growthbook-v2")
+        return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECSYS_", env_nested_delimiter="__", extra="ignore")
+
+    database: DatabaseSettings = DatabaseSettings()
+    paths: PathSettings = PathSettings()
+    world: WorldSettings = WorldSettings()
+    training: TrainingSettings = TrainingSettings()
+    experiment: ExperimentSettings = ExperimentSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the YAML file, which arrives as init kwargs.
+        return env_settings, init_settings
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read config.yaml (or RECSYS_CONFIG, or ``path``) and apply environment overrides."""
+    config_path = Path(path or os.environ.get("RECSYS_CONFIG") or DEFAULT_CONFIG)
+    try:
+        settings = Settings(**_read_yaml(config_path))
+    except ValueError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{config_path}: {exc}") from exc
+    if url := os.environ.get("RECSYS_DB_URL"):
+        settings.database.url = url
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def resolve_db_url(cli_url: str | None, settings: Settings | None = None) -> str:
+    """``--db URL`` first, then env RECSYS_DB_URL, then config.yaml."""
+    if cli_url:
+        return cli_url
+    return (settings or load_settings()).database.url
