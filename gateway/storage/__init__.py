@@ -1,6 +1,6 @@
 """Storage edge: engines, the source schema, bulk load and bulk read."""
 
 from gateway.storage.engine import StorageError, connect, normalize_url
-from gateway.storage.io import bulk_insert, read_frame, table_exists
+from gateway.storage.io import bulk_insert, iter_query, read_frame, table_exists
 
-__all__ = ["StorageError", "bulk_insert", "connect", "normalize_url", "read_frame", "table_exists"]
+__all__ = ["StorageError", "bulk_insert", "connect", "iter_query", "normalize_url", "read_frame", "table_exists"]

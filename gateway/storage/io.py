@@ -60,14 +60,11 @@ def bulk_insert(engine: Engine, table: Table, frame: pd.DataFrame) -> None:
         _insert_into_sqlite(engine, table, frame)
 
 
-def read_frame(
-    engine: Engine,
-    sql: str,
-    *,
-    parse_dates: Sequence[str] = (),
-    params: dict | None = None,
-) -> pd.DataFrame:
-    """Run a SELECT and return a DataFrame; COPY ... TO STDOUT on PostgreSQL for speed."""
+def iter_query(
+    engine: Engine, sql: str, *, chunksize: int = 1_000_000, params: dict | None = None
+) -> Iterator[pd.DataFrame]:
+    """Stream a SELECT as DataFrames: COPY ... TO STDOUT through a temp file on PostgreSQL
+    (fast, constant memory on the server side), chunked cursor reads on SQLite."""
     if is_postgres(engine) and not params:
         with tempfile.TemporaryFile(mode="w+b") as spool:
             raw = engine.raw_connection()
@@ -77,16 +74,22 @@ def read_frame(
             finally:
                 raw.close()
             spool.seek(0)
-            frame = pd.read_csv(spool, keep_default_na=False, na_values=[""])
+            yield from pd.read_csv(spool, keep_default_na=False, na_values=[""], chunksize=chunksize)
     else:
         with engine.connect() as conn:
-            frame = pd.read_sql_query(text(sql), conn, params=params)
+            yield from pd.read_sql_query(text(sql), conn, params=params, chunksize=chunksize)
+
+
+def read_frame(
+    engine: Engine,
+    sql: str,
+    *,
+    parse_dates: Sequence[str] = (),
+    params: dict | None = None,
+) -> pd.DataFrame:
+    """Run a SELECT and return one DataFrame."""
+    chunks = list(iter_query(engine, sql, params=params))
+    frame = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
     for name in parse_dates:
         frame[name] = pd.to_datetime(frame[name], format="ISO8601")
     return frame
-
-
-def iter_frames(engine: Engine, sql: str, *, chunksize: int, params: dict | None = None) -> Iterator[pd.DataFrame]:
-    """Stream a SELECT in chunks (server-side cursor on PostgreSQL)."""
-    with engine.connect().execution_options(stream_results=True) as conn:
-        yield from pd.read_sql_query(text(sql), conn, params=params, chunksize=chunksize)

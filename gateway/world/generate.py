@@ -12,7 +12,17 @@ from sqlalchemy import Engine, text
 from gateway.columns import Tables
 from gateway.progress import track
 from gateway.storage import bulk_insert, table_exists
-from gateway.storage.schema import SOURCE_TABLES, WORLD_TABLES, feed_data, metadata, post_text_df, user_data, world_params, world_posts, world_users
+from gateway.storage.schema import (
+    SOURCE_TABLES,
+    WORLD_TABLES,
+    feed_data,
+    metadata,
+    post_text_df,
+    user_data,
+    world_params,
+    world_posts,
+    world_users,
+)
 from gateway.world import params as P
 from gateway.world.feed import calibrate, generate_feed_chunk, views_per_user
 from gateway.world.posts import generate_posts

@@ -7,9 +7,7 @@ import pandas as pd
 
 from gateway.world import params as P
 
-_SYLLABLES = (
-    "no vo ka ra li ma sa to be re go zo pe ne ky ta lo mi ya du so ro ve ni ko ga"
-).split()
+_SYLLABLES = ["no", "vo", "ka", "ra", "li", "ma", "sa", "to", "be", "re", "go", "zo", "pe", "ne", "ky", "ta", "lo", "mi", "ya", "du", "so", "ro", "ve", "ni", "ko", "ga"]
 _SUFFIXES = {
     "Russia": ["sk", "ovo", "evo", "grad", "insk", "ino", "ovka"],
     "Ukraine": ["iv", "ivka", "opil", "ychi"],

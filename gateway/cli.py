@@ -1,0 +1,262 @@
+"""``recsys``: one command line for every job. Commands stay thin: the work lives in modules."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gateway.config import ConfigError, load_settings, resolve_db_url
+from gateway.storage import StorageError, connect
+
+app = typer.Typer(help="A/B experiment gateway for a news-feed recommender.", no_args_is_help=True, add_completion=False)
+data_app = typer.Typer(help="Build and inspect the synthetic world's source tables.", no_args_is_help=True)
+world_app = typer.Typer(help="The world's ground truth (for judging only).", no_args_is_help=True)
+features_app = typer.Typer(help="The shared feature store (offline build).", no_args_is_help=True)
+train_app = typer.Typer(help="Train an arm's ranker.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(world_app, name="world")
+app.add_typer(features_app, name="features")
+app.add_typer(train_app, name="train")
+
+console = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (else env RECSYS_DB_URL, else config.yaml).")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="config.yaml to use (else env RECSYS_CONFIG).")]
+
+
+class UserError(Exception):
+    """An error caused by input or state the user can fix; printed without a traceback."""
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from gateway.world.generate import WorldExistsError
+    from gateway.world.load import NoWorldError
+    from gateway.world.pairs import PairsFileError
+    from gateway.world.truth import UnknownIdError
+
+    errors: list[type[BaseException]] = [
+        UserError, StorageError, ConfigError, WorldExistsError, NoWorldError, PairsFileError, UnknownIdError,
+    ]
+    try:
+        from gateway.features.store import FeatureStoreError
+        from gateway.rankers.registry import ModelError
+
+        errors += [FeatureStoreError, ModelError]
+    except ImportError:  # pragma: no cover - partial installs
+        pass
+    return tuple(errors)
+
+
+def friendly(func):
+    """Turn known errors into a one-line message and exit code 2, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except _known_errors() as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _engine(db: str | None, config: Path | None = None, *, create: bool = False):
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from exc
+    return connect(resolve_db_url(db, settings), create=create)
+
+
+# ---- data ---------------------------------------------------------------------------------
+@data_app.command("synth")
+@friendly
+def data_synth(
+    scale: Annotated[str, typer.Option(help="tiny (seconds) | small (10k users) | full (163k users, Postgres).")] = "small",
+    seed: Annotated[int, typer.Option(help="World seed: same seed and scale give identical tables.")] = 42,
+    db: DbOption = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing world.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Generate a synthetic world (user_data, post_text_df, feed_data + world_* truth)."""
+    from gateway.world.generate import synthesize
+    from gateway.world.params import SCALES
+
+    if scale not in SCALES:
+        raise UserError(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)}")
+    engine = _engine(db, config, create=True)
+    report = synthesize(engine, SCALES[scale], seed, replace=replace)
+    console.print(
+        f"world [bold]{report.scale}[/] seed {report.seed}: {report.users:,} users, {report.posts:,} posts, "
+        f"{report.feed_rows:,} feed rows in {report.seconds:.1f} s → {engine.url.render_as_string()}"
+    )
+
+
+@data_app.command("stats")
+@friendly
+def data_stats(
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Print the world's statistics next to the targets from the source facts."""
+    from gateway.world.load import load_truth
+    from gateway.world.stats import compute_stats
+
+    engine = _engine(db, config)
+    load_truth(engine)  # fails with a clear message when there is no world
+    stats = compute_stats(engine)
+    if as_json:
+        print(json.dumps({f"{s.section}.{s.name}": {"value": s.value, "target": s.target} for s in stats}, default=str))
+        return
+    table = Table("section", "statistic", "world", "source target", title="World vs source facts")
+    for s in stats:
+        table.add_row(s.section, s.name, str(s.value), s.target)
+    console.print(table)
+
+
+# ---- world --------------------------------------------------------------------------------
+@world_app.command("like-prob")
+@friendly
+def world_like_prob(
+    input: Annotated[Path, typer.Option("--input", help="CSV with header user_id,post_id,timestamp.")],
+    output: Annotated[Path, typer.Option("--output", help="CSV to write: the same rows plus p_like.")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Append the true like probability to (user, post, time) rows."""
+    from gateway.world.pairs import like_probabilities, read_pairs
+
+    pairs = read_pairs(input)
+    engine = _engine(db, config)
+    pairs["p_like"] = like_probabilities(engine, pairs)
+    pairs.to_csv(output, index=False, date_format="%Y-%m-%d %H:%M:%S")
+    err.print(f"{len(pairs):,} rows → {output}")
+
+
+# ---- features, training, evaluation -------------------------------------------------------
+def _settings(config: Path | None):
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _store(features_dir: Path | None, config: Path | None):
+    from gateway.features.offline import current_store_dir
+    from gateway.features.online import FeatureStore
+
+    settings = _settings(config)
+    return FeatureStore.load(current_store_dir(features_dir or settings.paths.features_dir))
+
+
+FeaturesDirOption = Annotated[Path | None, typer.Option("--features-dir", help="Feature store folder (else config.yaml paths.features_dir).")]
+
+
+@features_app.command("build")
+@friendly
+def features_build(db: DbOption = None, features_dir: FeaturesDirOption = None, config: ConfigOption = None) -> None:
+    """Build the versioned feature-store artifacts from the three source tables."""
+    from gateway.features.offline import build_feature_store
+
+    settings = _settings(config)
+    engine = _engine(db, config)
+    path = build_feature_store(engine, features_dir or settings.paths.features_dir, seed=settings.training.seed)
+    console.print(f"feature store → {path}")
+
+
+def _train(arm: str, features_dir: Path | None, out: Path | None, seed: int | None, max_rows: int | None, config: Path | None) -> None:
+    from gateway.training import train_arm
+
+    settings = _settings(config)
+    store = _store(features_dir, config)
+    default_dir = next((a.model for a in settings.experiment.arms if a.name == arm), Path("models") / arm)
+    manifest = train_arm(
+        arm, store, out or default_dir, seed=settings.training.seed if seed is None else seed,
+        max_rows=max_rows or settings.training.max_train_rows,
+        validation_days=settings.training.validation_days, evaluation_days=settings.training.evaluation_days,
+    )
+    m = manifest["metrics"]
+    console.print(
+        f"{arm}: {manifest['model_version']} validation AUC {m['validation_auc']:.4f}, "
+        f"logged Hitrate@5 {m['validation_hitrate@5_logged']:.4f} in {manifest['training_seconds']:.0f} s → {out or default_dir}"
+    )
+
+
+SeedOption = Annotated[int | None, typer.Option(help="Training seed (else config.yaml training.seed).")]
+MaxRowsOption = Annotated[int | None, typer.Option("--max-rows", help="Cap on sampled training views.")]
+OutOption = Annotated[Path | None, typer.Option("--out", help="Model folder (else the arm's path in config.yaml).")]
+
+
+@train_app.command("control")
+@friendly
+def train_control(features_dir: FeaturesDirOption = None, out: OutOption = None, seed: SeedOption = None,
+                  max_rows: MaxRowsOption = None, config: ConfigOption = None) -> None:
+    """Train the control arm: LightGBM on the shared features."""
+    _train("control", features_dir, out, seed, max_rows, config)
+
+
+@train_app.command("test")
+@friendly
+def train_test(features_dir: FeaturesDirOption = None, out: OutOption = None, seed: SeedOption = None,
+               max_rows: MaxRowsOption = None, config: ConfigOption = None) -> None:
+    """Train the test arm: CatBoost with native categorical features and the text embedding."""
+    _train("test", features_dir, out, seed, max_rows, config)
+
+
+@app.command("evaluate")
+@friendly
+def evaluate_command(
+    db: DbOption = None,
+    requests: Annotated[int, typer.Option(min=10, max=100_000, help="Requests sampled from the held-out period.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
+    dump: Annotated[Path | None, typer.Option("--dump", help="CSV of every top-5 list: request_id,user_id,timestamp,ranker,rank,post_id.")] = None,
+    features_dir: FeaturesDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Expected Hitrate@5 under the truth: control, test, random, popularity, oracle."""
+    from gateway.evaluation import evaluate
+    from gateway.rankers.registry import load_ranker
+    from gateway.world.load import load_truth
+    from gateway.world.oracle import OracleRanker
+
+    settings = _settings(config)
+    store = _store(features_dir, config)
+    models = {arm.name: load_ranker(arm.model, store.manifest["feature_set_version"]) for arm in settings.experiment.arms}
+    truth = load_truth(_engine(db, config))
+    result = evaluate(
+        store, models, OracleRanker(truth, store), requests=requests, seed=seed, dump=dump,
+        evaluation_days=settings.training.evaluation_days, validation_days=settings.training.validation_days,
+    )
+    if as_json:
+        print(json.dumps(result.as_json()))
+        return
+    table = Table("ranker", "Hitrate@5 (expected)", "95 % CI", "ROC-AUC", title=f"{result.requests} requests, {result.window[0]} .. {result.window[1]}")
+    for name, value in result.hitrate.items():
+        lo, hi = result.ci95[name]
+        auc = result.auc.get(name)
+        table.add_row(name, f"{value:.4f}", f"[{lo:.4f}, {hi:.4f}]", "" if auc is None else f"{auc:.4f}")
+    console.print(table)
+    console.print(f"truth ROC-AUC on the same held-out views: {result.auc['truth']:.4f}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Every feature, declared once: name, the entity it describes, and whether it is categorical.
+
+The values are computed by ``FeatureStore.compute`` (online.py) for any set of
+(request, post) pairs; training, evaluation and serving all call that one function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+FEATURE_SET_VERSION = "fs-1"
+SVD_DIMS = 16
+N_CLUSTERS = 30
+# Smoothing of rates toward the global like rate (pseudo-counts).
+POST_PRIOR_VIEWS = 50.0
+USER_PRIOR_VIEWS = 20.0
+TOPIC_PRIOR_LIKES = 5.0
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    entity: Literal["user", "post", "time", "history", "cross"]
+    description: str
+    categorical: bool = False
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature("gender", "user", "user_data.gender", True),
+    Feature("age", "user", "user_data.age"),
+    Feature("country", "user", "country code (store vocabulary)", True),
+    Feature("city", "user", "city code (store vocabulary)", True),
+    Feature("exp_group", "user", "user_data.exp_group (legacy segment)", True),
+    Feature("os", "user", "os code", True),
+    Feature("source", "user", "source code", True),
+    Feature("hour", "time", "hour of the request"),
+    Feature("weekday", "time", "day of week of the request, 0 = Monday"),
+    Feature("topic", "post", "topic code", True),
+    Feature("text_len", "post", "log1p of the text length in characters"),
+    Feature("cluster", "post", "k-means cluster of the text embedding", True),
+    *(Feature(f"svd_{k}", "post", f"text embedding component {k} (TF-IDF + SVD)") for k in range(SVD_DIMS)),
+    Feature("post_views", "post", "log1p of the post's views before the request's day"),
+    Feature("post_ctr", "post", "smoothed like rate of the post before the request's day"),
+    Feature("u_views", "history", "log1p of the user's views before t"),
+    Feature("u_likes", "history", "log1p of the user's likes before t"),
+    Feature("u_ctr", "history", "smoothed like rate of the user before t"),
+    Feature("u_today_views", "history", "user's views on the request's day before t"),
+    Feature("u_today_ctr", "history", "smoothed like rate of the user today before t"),
+    Feature("u_topic_lift", "cross", "user's share of likes in the post's topic ÷ the topic's catalogue share"),
+    Feature("u_profile_sim", "cross", "cosine of the post embedding and the sum of embeddings the user liked before t"),
+    Feature("u_profile_dot", "cross", "dot of the post embedding and the mean embedding the user liked before t"),
+    Feature("u_cluster_likes", "cross", "user's likes before t in the post's text cluster"),
+)
+FEATURE_NAMES = tuple(f.name for f in FEATURES)
+CATEGORICAL = frozenset(f.name for f in FEATURES if f.categorical)

@@ -1,0 +1,152 @@
+"""Offline build (``recsys features build``): the three tables → versioned artifacts.
+
+Like Feast's materialisation: entity tables, the event log compacted to sorted keys, and
+daily post snapshots, written once; ``online.FeatureStore`` loads them for lookups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from gateway.columns import Tables
+from gateway.features.definitions import FEATURE_NAMES, FEATURE_SET_VERSION, N_CLUSTERS, SVD_DIMS
+from gateway.features.text import fit_text_space
+from gateway.progress import track
+from gateway.storage import iter_query, read_frame, table_exists
+
+
+class FeatureStoreError(RuntimeError):
+    pass
+
+
+CURRENT = "CURRENT"
+FEED_CHUNK = 2_000_000
+
+
+def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    vocabulary = sorted(values.astype(str).unique())
+    return np.searchsorted(np.array(vocabulary), values.astype(str).to_numpy()), vocabulary
+
+
+def _read_feed(engine: Engine, user_ids: np.ndarray, post_ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Compact the feed: dense user/post indices, epoch seconds, like flag (streamed)."""
+    with engine.connect() as conn:
+        from sqlalchemy import text
+
+        total = conn.execute(text("SELECT COUNT(*) FROM feed_data")).scalar_one()
+    parts: dict[str, list[np.ndarray]] = {"user": [], "post": [], "seconds": [], "like": [], "target": []}
+    sql = 'SELECT user_id, post_id, action, "timestamp", target FROM feed_data'
+    chunks = iter_query(engine, sql, chunksize=FEED_CHUNK)
+    for chunk in track(chunks, "reading feed_data", total=max(1, -(-total // FEED_CHUNK))):
+        users = np.searchsorted(user_ids, chunk["user_id"].to_numpy(np.int64))
+        posts = np.searchsorted(post_ids, chunk["post_id"].to_numpy(np.int64))
+        users_ok = (users < len(user_ids)) & (user_ids[np.minimum(users, len(user_ids) - 1)] == chunk["user_id"].to_numpy())
+        posts_ok = (posts < len(post_ids)) & (post_ids[np.minimum(posts, len(post_ids) - 1)] == chunk["post_id"].to_numpy())
+        keep = users_ok & posts_ok
+        seconds = pd.to_datetime(chunk["timestamp"], format="ISO8601").to_numpy().astype("datetime64[s]").astype(np.int64)
+        parts["user"].append(users[keep].astype(np.int32))
+        parts["post"].append(posts[keep].astype(np.int32))
+        parts["seconds"].append(seconds[keep])
+        parts["like"].append((chunk["action"].to_numpy() == "like")[keep])
+        parts["target"].append(chunk["target"].to_numpy(np.int8)[keep])
+    if not parts["user"]:
+        raise FeatureStoreError("feed_data is empty: run `recsys data synth` first")
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def _fingerprint(*arrays: np.ndarray) -> str:
+    digest = hashlib.sha1(FEATURE_SET_VERSION.encode())
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:10]
+
+
+def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -> Path:
+    """Build artifacts from the database into ``features_dir/<version>``; return that folder."""
+    started = time.perf_counter()
+    for name in Tables.SOURCE:
+        if not table_exists(engine, name):
+            raise FeatureStoreError(f"table {name} missing in {engine.url.render_as_string()}: run `recsys data synth` first")
+    users = read_frame(engine, "SELECT user_id, gender, age, country, city, exp_group, os, source FROM user_data ORDER BY user_id")
+    posts = read_frame(engine, "SELECT post_id, text, topic FROM post_text_df ORDER BY post_id")
+    if users.empty or posts.empty:
+        raise FeatureStoreError("user_data or post_text_df is empty: run `recsys data synth` first")
+    user_ids, post_ids = users["user_id"].to_numpy(np.int64), posts["post_id"].to_numpy(np.int64)
+    feed = _read_feed(engine, user_ids, post_ids)
+
+    space, embedding, cluster = fit_text_space(posts["text"].tolist(), SVD_DIMS, N_CLUSTERS, seed)
+    topic_code, topic_vocab = _codes(posts["topic"])
+    user_table = pd.DataFrame({"user_id": user_ids, "gender": users["gender"], "age": users["age"], "exp_group": users["exp_group"]})
+    vocabularies = {"topic": topic_vocab}
+    for name in ("country", "city", "os", "source"):
+        user_table[name], vocabularies[name] = _codes(users[name])
+    post_table = pd.DataFrame({
+        "post_id": post_ids, "topic": topic_code,
+        "text_len": np.log1p(posts["text"].str.len().to_numpy()), "cluster": cluster,
+    })
+    for k in range(embedding.shape[1]):
+        post_table[f"svd_{k}"] = embedding[:, k]
+
+    day0 = int(pd.Timestamp(datetime.fromtimestamp(int(feed["seconds"].min()), UTC).date()).timestamp())
+    day = ((feed["seconds"] - day0) // 86400).astype(np.int64)
+    n_days, n_posts = int(day.max()) + 1, len(post_ids)
+    is_view = ~feed["like"]
+    daily_views = np.bincount(day[is_view] * n_posts + feed["post"][is_view], minlength=n_days * n_posts).reshape(n_days, n_posts)
+    daily_likes = np.bincount(day[feed["like"]] * n_posts + feed["post"][feed["like"]], minlength=n_days * n_posts).reshape(n_days, n_posts)
+    before = lambda daily: np.vstack([np.zeros((1, n_posts), np.int32), np.cumsum(daily, axis=0).astype(np.int32)])  # noqa: E731
+
+    version = f"{FEATURE_SET_VERSION}-{_fingerprint(user_ids, post_ids, feed['seconds'][:: max(1, len(day) // 100_000)], np.array([len(day)]))}"
+    out = features_dir / version
+    tmp = features_dir / f".{version}.tmp-{os.getpid()}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    user_table.to_parquet(tmp / "users.parquet", index=False)
+    post_table.to_parquet(tmp / "posts.parquet", index=False)
+    np.savez(tmp / "events.npz", user=feed["user"], post=feed["post"], seconds=feed["seconds"], like=feed["like"], target=feed["target"])
+    np.savez(tmp / "post_daily.npz", views=before(daily_views), likes=before(daily_likes))
+    np.savez(tmp / "text_space.npz", vocabulary=np.array(space.vocabulary), idf=space.idf, components=space.components, centers=space.centers)
+    manifest = {
+        "version": version,
+        "feature_set_version": FEATURE_SET_VERSION,
+        "features": list(FEATURE_NAMES),
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": engine.url.render_as_string(hide_password=True),
+        "users": len(user_ids),
+        "posts": n_posts,
+        "feed_rows": int(len(day)),
+        "feed_start": datetime.fromtimestamp(int(feed["seconds"].min()), UTC).replace(tzinfo=None).isoformat(),
+        "feed_end": datetime.fromtimestamp(int(feed["seconds"].max()), UTC).replace(tzinfo=None).isoformat(),
+        "day0": day0,
+        "days": n_days,
+        "global_ctr": float(feed["like"].sum() / max(1, is_view.sum())),
+        "vocabularies": vocabularies,
+        "build_seconds": round(time.perf_counter() - started, 2),
+    }
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    tmp.rename(out)
+    pointer = features_dir / f".{CURRENT}.tmp"
+    pointer.write_text(version)
+    pointer.replace(features_dir / CURRENT)
+    return out
+
+
+def current_store_dir(features_dir: Path) -> Path:
+    pointer = features_dir / CURRENT
+    if not pointer.exists():
+        raise FeatureStoreError(f"no feature store in {features_dir}: run `recsys features build` first")
+    path = features_dir / pointer.read_text().strip()
+    if not (path / "manifest.json").exists():
+        raise FeatureStoreError(f"feature store {path} is incomplete: run `recsys features build` again")
+    return path

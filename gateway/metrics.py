@@ -1,0 +1,65 @@
+"""Offline ranking metrics: pure functions over arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with mid-ranks for ties)."""
+    labels = np.asarray(labels).astype(bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def expected_hit(p_top: np.ndarray) -> np.ndarray:
+    """Probability that at least one of the recommended posts is liked: 1 - prod(1 - p)."""
+    return 1.0 - np.prod(1.0 - np.asarray(p_top, dtype=np.float64), axis=-1)
+
+
+def mean_ci95(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean and normal 95 % interval of the mean."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    half = 1.959964 * float(values.std(ddof=1)) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+    return mean, mean - half, mean + half
+
+
+def top_k(scores: np.ndarray, k: int, excluded: list[np.ndarray] | None = None) -> np.ndarray:
+    """Indices of the k best scores per row, best first, never an excluded index.
+
+    Rows with fewer than k allowed items return what is left, padded with -1.
+    """
+    scores = np.array(scores, dtype=np.float64, ndmin=2)
+    if excluded is not None:
+        for row, items in enumerate(excluded):
+            if len(items):
+                scores[row, items] = -np.inf
+    k_eff = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+    order = np.take_along_axis(scores, part, axis=1)
+    # Stable ordering: by score descending, then by index ascending.
+    idx = np.lexsort((part, -order), axis=1)
+    best = np.take_along_axis(part, idx, axis=1)
+    best_scores = np.take_along_axis(scores, best, axis=1)
+    return np.where(np.isneginf(best_scores), -1, best)
+
+
+def session_hitrate(groups: np.ndarray, scores: np.ndarray, targets: np.ndarray, k: int = 5) -> float:
+    """Logged-data Hitrate@k: within each group (user-day) rank its viewed posts by score;
+    a hit when any of the top k was liked. Groups with fewer than 2k views are skipped."""
+    order = np.lexsort((-scores, groups))
+    g, t = groups[order], targets[order]
+    start = np.r_[True, g[1:] != g[:-1]]
+    first = np.maximum.accumulate(np.where(start, np.arange(len(g)), 0))
+    rank = np.arange(len(g)) - first
+    sizes = np.bincount(np.cumsum(start) - 1)
+    group_id = np.cumsum(start) - 1
+    hits = np.zeros(len(sizes))
+    np.maximum.at(hits, group_id[rank < k], t[rank < k])
+    keep = sizes >= 2 * k
+    return float(hits[keep].mean()) if keep.any() else float("nan")

@@ -1,0 +1,1 @@
+"""Rankers: the two model arms (LightGBM control, CatBoost test) and the baselines."""

@@ -1,0 +1,53 @@
+"""The ranker interface shared by models and baselines."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from gateway.features.online import FeatureStore
+
+
+class Ranker(Protocol):
+    """Scores every catalogue post for each request (user index, epoch seconds)."""
+
+    name: str
+    version: str
+
+    def score(
+        self, store: FeatureStore, user_idx: np.ndarray, seconds: np.ndarray,
+        features: dict[str, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """(requests, posts) scores; higher is better. ``features`` may carry a precomputed
+        ``store.compute(user_idx, seconds)`` so that several rankers share it."""
+        ...
+
+
+class RandomRanker:
+    """Uniformly random order, reproducible per (seed, user, time)."""
+
+    name = "random"
+    version = "random-1"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def score(self, store, user_idx, seconds, features=None) -> np.ndarray:
+        out = np.empty((len(user_idx), len(store.post_ids)))
+        for row, (user, second) in enumerate(zip(user_idx, seconds, strict=True)):
+            out[row] = np.random.default_rng([self.seed, int(user), int(second)]).random(len(store.post_ids))
+        return out
+
+
+class PopularityRanker:
+    """Most liked posts before the request's day (point in time)."""
+
+    name = "popularity"
+    version = "popularity-1"
+
+    def score(self, store, user_idx, seconds, features=None) -> np.ndarray:
+        likes = store.popularity_before(seconds).astype(np.float64)
+        # Ties broken by the daily like rate so that the order is total.
+        views = store.post_views_before[store._day(seconds)]
+        return likes + (likes + 1) / (views + 10) * 1e-3

@@ -1,0 +1,68 @@
+"""Shared fixtures: a tiny world in SQLite (built once per session) and real Postgres databases."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from gateway.features.offline import build_feature_store
+from gateway.features.online import FeatureStore
+from gateway.storage import connect
+from gateway.world.generate import synthesize
+from gateway.world.params import SCALES
+
+PG_ADMIN_URL = os.environ.get("RECSYS_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+TINY_SEED = 11
+
+
+@pytest.fixture(scope="session")
+def tiny_db(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("world") / "tiny.db"
+    url = f"sqlite:///{path}"
+    synthesize(connect(url, create=True), SCALES["tiny"], TINY_SEED)
+    return url
+
+
+@pytest.fixture(scope="session")
+def tiny_store_dir(tiny_db, tmp_path_factory) -> Path:
+    return build_feature_store(connect(tiny_db), tmp_path_factory.mktemp("features"))
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tiny_store_dir) -> FeatureStore:
+    return FeatureStore.load(tiny_store_dir)
+
+
+def _pg_available() -> str | None:
+    try:
+        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server"
+        return str(exc).splitlines()[0]
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh, empty PostgreSQL database, dropped afterwards. Mandatory when CI=true."""
+    reason = _pg_available()
+    if reason:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_ADMIN_URL}: {reason}")
+        pytest.skip(f"PostgreSQL unreachable: {reason}")
+    name = f"recsys_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql+psycopg2://", "postgresql://") + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

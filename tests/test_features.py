@@ -1,0 +1,89 @@
+"""Feature store: point-in-time correctness and one definition for training, evaluation, serving."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gateway.features.definitions import FEATURE_NAMES
+from gateway.features.offline import FeatureStoreError, current_store_dir
+from gateway.features.online import FeatureStore
+from gateway.training import features_for_views, logged_views
+
+
+def _rebuild(store_dir, events: dict) -> FeatureStore:
+    manifest = json.loads((store_dir / "manifest.json").read_text())
+    daily = dict(np.load(store_dir / "post_daily.npz"))
+    return FeatureStore.from_arrays(manifest, pd.read_parquet(store_dir / "users.parquet"), pd.read_parquet(store_dir / "posts.parquet"), events, daily)
+
+
+def _with_like(events: dict, user: int, post: int, second: int) -> dict:
+    out = {k: v.copy() for k, v in events.items()}
+    for key, value in (("user", user), ("post", post), ("seconds", second), ("like", True), ("target", 0)):
+        out[key] = np.append(out[key], np.asarray(value, dtype=out[key].dtype))
+    return out
+
+
+def _request(store: FeatureStore):
+    views = logged_views(store, (0, 2**40), 1, seed=3)
+    return int(views["user"][0]), int(views["seconds"][0])
+
+
+def test_a_like_after_t_changes_nothing_at_t(tiny_store, tiny_store_dir):
+    user, t = _request(tiny_store)
+    before = tiny_store.compute([user], [t])
+    liked_now = set(tiny_store.liked_before(user, t).tolist())
+    post = next(p for p in range(len(tiny_store.post_ids)) if p not in liked_now)
+    later = _rebuild(tiny_store_dir, _with_like(tiny_store.events, user, post, t + 1))
+    at_t = later.compute([user], [t])
+    for name in FEATURE_NAMES:
+        np.testing.assert_array_equal(before[name], at_t[name], err_msg=name)
+    assert post not in set(later.liked_before(user, t).tolist())
+    # The same like one second before t is seen: history and exclusion change.
+    earlier = _rebuild(tiny_store_dir, _with_like(tiny_store.events, user, post, t - 1))
+    seen = earlier.compute([user], [t])
+    assert seen["u_likes"][0] > before["u_likes"][0]
+    assert post in set(earlier.liked_before(user, t).tolist())
+
+
+def test_events_exactly_at_t_are_not_history(tiny_store, tiny_store_dir):
+    user, t = _request(tiny_store)
+    base = tiny_store.compute([user], [t])
+    same_second = _rebuild(tiny_store_dir, _with_like(tiny_store.events, user, 0, t))
+    np.testing.assert_array_equal(base["u_likes"], same_second.compute([user], [t])["u_likes"])
+
+
+def test_daily_post_snapshots_only_count_earlier_days(tiny_store):
+    ev = tiny_store.events
+    day = (ev["seconds"] - tiny_store.manifest["day0"]) // 86400
+    for d in (0, 10, 45, tiny_store.manifest["days"]):
+        mask = ev["like"] & (day < d)
+        expected = np.bincount(ev["post"][mask], minlength=len(tiny_store.post_ids))
+        np.testing.assert_array_equal(tiny_store.post_likes_before[d], expected)
+
+
+def test_training_evaluation_and_serving_build_identical_rows(tiny_store):
+    views = logged_views(tiny_store, (0, 2**40), 40, seed=5)
+    training = features_for_views(tiny_store, views)
+    evaluation = tiny_store.compute(views["user"], views["seconds"])  # requests x catalogue
+    n_posts = len(tiny_store.post_ids)
+    for i in range(len(views["user"])):
+        serving = tiny_store.compute([views["user"][i]], [views["seconds"][i]])
+        for name in FEATURE_NAMES:
+            a = training[name][i]
+            b = serving[name][views["post"][i]]
+            c = evaluation[name][i * n_posts + views["post"][i]]
+            assert a == b == c, (name, i, a, b, c)
+
+
+def test_missing_store_says_what_to_run(tmp_path):
+    with pytest.raises(FeatureStoreError, match="recsys features build"):
+        current_store_dir(tmp_path)
+
+
+def test_unknown_ids_map_to_minus_one(tiny_store):
+    assert tiny_store.user_index([10**9])[0] == -1
+    assert tiny_store.post_index([tiny_store.post_ids[3]])[0] == 3

@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from gateway.metrics import expected_hit, mean_ci95, roc_auc, session_hitrate, top_k
+
+
+def test_roc_auc_matches_sklearn_with_ties():
+    rng = np.random.default_rng(0)
+    labels = rng.random(2000) < 0.2
+    scores = np.round(rng.random(2000) + labels * 0.3, 2)
+    assert roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    assert np.isnan(roc_auc(np.zeros(5), np.arange(5)))
+
+
+def test_expected_hit_is_one_minus_product():
+    assert expected_hit(np.array([0.5, 0.5])) == pytest.approx(0.75)
+    assert expected_hit(np.array([[0.1] * 5, [0.0] * 5])) == pytest.approx([1 - 0.9**5, 0.0])
+
+
+def test_mean_ci95():
+    mean, lo, hi = mean_ci95(np.array([0.0, 1.0] * 50))
+    assert mean == 0.5
+    assert hi - mean == pytest.approx(1.959964 * np.std([0.0, 1.0] * 50, ddof=1) / 10)
+    assert lo < mean < hi
+
+
+def test_top_k_orders_and_excludes():
+    scores = np.array([[0.1, 0.9, 0.5, 0.7], [0.4, 0.3, 0.2, 0.1]])
+    assert top_k(scores, 2).tolist() == [[1, 3], [0, 1]]
+    assert top_k(scores, 2, [np.array([1]), np.array([], dtype=int)]).tolist() == [[3, 2], [0, 1]]
+    assert top_k(scores, 3, [np.array([0, 1, 2]), np.array([0])]).tolist() == [[3, -1, -1], [1, 2, 3]]
+
+
+def test_session_hitrate_by_hand():
+    # Group 0 (10 views): the liked view scores highest -> hit. Group 1: liked view scores lowest -> miss.
+    groups = np.repeat([0, 1], 10)
+    targets = np.zeros(20)
+    targets[0] = 1
+    targets[10] = 1
+    scores = np.r_[np.r_[9.0, np.arange(9)], np.r_[-1.0, np.arange(9)]]
+    assert session_hitrate(groups, scores, targets) == 0.5
