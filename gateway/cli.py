@@ -10,12 +10,18 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gateway.config import ConfigError, load_settings, resolve_db_url
 from gateway.storage import StorageError, connect
 
-app = typer.Typer(help="A/B experiment gateway for a news-feed recommender.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="A/B experiment gateway for a news-feed recommender.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
 data_app = typer.Typer(help="Build and inspect the synthetic world's source tables.", no_args_is_help=True)
 world_app = typer.Typer(help="The world's ground truth (for judging only).", no_args_is_help=True)
 features_app = typer.Typer(help="The shared feature store (offline build).", no_args_is_help=True)
@@ -28,8 +34,12 @@ app.add_typer(train_app, name="train")
 console = Console()
 err = Console(stderr=True)
 
-DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (else env RECSYS_DB_URL, else config.yaml).")]
-ConfigOption = Annotated[Path | None, typer.Option("--config", help="config.yaml to use (else env RECSYS_CONFIG).")]
+DbOption = Annotated[
+    str | None, typer.Option("--db", help="Database URL (else env RECSYS_DB_URL, else config.yaml).")
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="config.yaml to use (else env RECSYS_CONFIG).")
+]
 
 
 class UserError(Exception):
@@ -43,16 +53,19 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from gateway.world.truth import UnknownIdError
 
     errors: list[type[BaseException]] = [
-        UserError, StorageError, ConfigError, WorldExistsError, NoWorldError, PairsFileError, UnknownIdError,
+        UserError,
+        StorageError,
+        ConfigError,
+        WorldExistsError,
+        NoWorldError,
+        PairsFileError,
+        UnknownIdError,
     ]
-    try:
-        from gateway.features.store import FeatureStoreError
-        from gateway.rankers.registry import ModelError
+    from gateway.bench import BenchError
+    from gateway.features.offline import FeatureStoreError
+    from gateway.rankers.registry import ModelError
 
-        errors += [FeatureStoreError, ModelError]
-    except ImportError:  # pragma: no cover - partial installs
-        pass
-    return tuple(errors)
+    return (*errors, FeatureStoreError, ModelError, BenchError)
 
 
 def friendly(func):
@@ -63,7 +76,7 @@ def friendly(func):
         try:
             return func(*args, **kwargs)
         except _known_errors() as exc:
-            err.print(f"[bold red]error:[/] {exc}")
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -81,7 +94,9 @@ def _engine(db: str | None, config: Path | None = None, *, create: bool = False)
 @data_app.command("synth")
 @friendly
 def data_synth(
-    scale: Annotated[str, typer.Option(help="tiny (seconds) | small (10k users) | full (163k users, Postgres).")] = "small",
+    scale: Annotated[
+        str, typer.Option(help="tiny (seconds) | small (10k users) | full (163k users, Postgres).")
+    ] = "small",
     seed: Annotated[int, typer.Option(help="World seed: same seed and scale give identical tables.")] = 42,
     db: DbOption = None,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing world.")] = False,
@@ -116,7 +131,11 @@ def data_stats(
     load_truth(engine)  # fails with a clear message when there is no world
     stats = compute_stats(engine)
     if as_json:
-        print(json.dumps({f"{s.section}.{s.name}": {"value": s.value, "target": s.target} for s in stats}, default=str))
+        print(
+            json.dumps(
+                {f"{s.section}.{s.name}": {"value": s.value, "target": s.target} for s in stats}, default=str
+            )
+        )
         return
     table = Table("section", "statistic", "world", "source target", title="World vs source facts")
     for s in stats:
@@ -159,31 +178,49 @@ def _store(features_dir: Path | None, config: Path | None):
     return FeatureStore.load(current_store_dir(features_dir or settings.paths.features_dir))
 
 
-FeaturesDirOption = Annotated[Path | None, typer.Option("--features-dir", help="Feature store folder (else config.yaml paths.features_dir).")]
+FeaturesDirOption = Annotated[
+    Path | None,
+    typer.Option("--features-dir", help="Feature store folder (else config.yaml paths.features_dir)."),
+]
 
 
 @features_app.command("build")
 @friendly
-def features_build(db: DbOption = None, features_dir: FeaturesDirOption = None, config: ConfigOption = None) -> None:
+def features_build(
+    db: DbOption = None, features_dir: FeaturesDirOption = None, config: ConfigOption = None
+) -> None:
     """Build the versioned feature-store artifacts from the three source tables."""
     from gateway.features.offline import build_feature_store
 
     settings = _settings(config)
     engine = _engine(db, config)
-    path = build_feature_store(engine, features_dir or settings.paths.features_dir, seed=settings.training.seed)
+    path = build_feature_store(
+        engine, features_dir or settings.paths.features_dir, seed=settings.training.seed
+    )
     console.print(f"feature store → {path}")
 
 
-def _train(arm: str, features_dir: Path | None, out: Path | None, seed: int | None, max_rows: int | None, config: Path | None) -> None:
+def _train(
+    arm: str,
+    features_dir: Path | None,
+    out: Path | None,
+    seed: int | None,
+    max_rows: int | None,
+    config: Path | None,
+) -> None:
     from gateway.training import train_arm
 
     settings = _settings(config)
     store = _store(features_dir, config)
     default_dir = next((a.model for a in settings.experiment.arms if a.name == arm), Path("models") / arm)
     manifest = train_arm(
-        arm, store, out or default_dir, seed=settings.training.seed if seed is None else seed,
+        arm,
+        store,
+        out or default_dir,
+        seed=settings.training.seed if seed is None else seed,
         max_rows=max_rows or settings.training.max_train_rows,
-        validation_days=settings.training.validation_days, evaluation_days=settings.training.evaluation_days,
+        validation_days=settings.training.validation_days,
+        evaluation_days=settings.training.evaluation_days,
     )
     m = manifest["metrics"]
     console.print(
@@ -194,21 +231,33 @@ def _train(arm: str, features_dir: Path | None, out: Path | None, seed: int | No
 
 SeedOption = Annotated[int | None, typer.Option(help="Training seed (else config.yaml training.seed).")]
 MaxRowsOption = Annotated[int | None, typer.Option("--max-rows", help="Cap on sampled training views.")]
-OutOption = Annotated[Path | None, typer.Option("--out", help="Model folder (else the arm's path in config.yaml).")]
+OutOption = Annotated[
+    Path | None, typer.Option("--out", help="Model folder (else the arm's path in config.yaml).")
+]
 
 
 @train_app.command("control")
 @friendly
-def train_control(features_dir: FeaturesDirOption = None, out: OutOption = None, seed: SeedOption = None,
-                  max_rows: MaxRowsOption = None, config: ConfigOption = None) -> None:
+def train_control(
+    features_dir: FeaturesDirOption = None,
+    out: OutOption = None,
+    seed: SeedOption = None,
+    max_rows: MaxRowsOption = None,
+    config: ConfigOption = None,
+) -> None:
     """Train the control arm: LightGBM on the shared features."""
     _train("control", features_dir, out, seed, max_rows, config)
 
 
 @train_app.command("test")
 @friendly
-def train_test(features_dir: FeaturesDirOption = None, out: OutOption = None, seed: SeedOption = None,
-               max_rows: MaxRowsOption = None, config: ConfigOption = None) -> None:
+def train_test(
+    features_dir: FeaturesDirOption = None,
+    out: OutOption = None,
+    seed: SeedOption = None,
+    max_rows: MaxRowsOption = None,
+    config: ConfigOption = None,
+) -> None:
     """Train the test arm: CatBoost with native categorical features and the text embedding."""
     _train("test", features_dir, out, seed, max_rows, config)
 
@@ -217,10 +266,17 @@ def train_test(features_dir: FeaturesDirOption = None, out: OutOption = None, se
 @friendly
 def evaluate_command(
     db: DbOption = None,
-    requests: Annotated[int, typer.Option(min=10, max=100_000, help="Requests sampled from the held-out period.")] = 2000,
+    requests: Annotated[
+        int, typer.Option(min=10, max=100_000, help="Requests sampled from the held-out period.")
+    ] = 2000,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
-    dump: Annotated[Path | None, typer.Option("--dump", help="CSV of every top-5 list: request_id,user_id,timestamp,ranker,rank,post_id.")] = None,
+    dump: Annotated[
+        Path | None,
+        typer.Option(
+            "--dump", help="CSV of every top-5 list: request_id,user_id,timestamp,ranker,rank,post_id."
+        ),
+    ] = None,
     features_dir: FeaturesDirOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -232,22 +288,181 @@ def evaluate_command(
 
     settings = _settings(config)
     store = _store(features_dir, config)
-    models = {arm.name: load_ranker(arm.model, store.manifest["feature_set_version"]) for arm in settings.experiment.arms}
+    models = {
+        arm.name: load_ranker(arm.model, store.manifest["feature_set_version"])
+        for arm in settings.experiment.arms
+    }
     truth = load_truth(_engine(db, config))
     result = evaluate(
-        store, models, OracleRanker(truth, store), requests=requests, seed=seed, dump=dump,
-        evaluation_days=settings.training.evaluation_days, validation_days=settings.training.validation_days,
+        store,
+        models,
+        OracleRanker(truth, store),
+        requests=requests,
+        seed=seed,
+        dump=dump,
+        evaluation_days=settings.training.evaluation_days,
+        validation_days=settings.training.validation_days,
     )
     if as_json:
         print(json.dumps(result.as_json()))
         return
-    table = Table("ranker", "Hitrate@5 (expected)", "95 % CI", "ROC-AUC", title=f"{result.requests} requests, {result.window[0]} .. {result.window[1]}")
+    table = Table(
+        "ranker",
+        "Hitrate@5 (expected)",
+        "95 % CI",
+        "ROC-AUC",
+        title=f"{result.requests} requests, {result.window[0]} .. {result.window[1]}",
+    )
     for name, value in result.hitrate.items():
         lo, hi = result.ci95[name]
         auc = result.auc.get(name)
         table.add_row(name, f"{value:.4f}", f"[{lo:.4f}, {hi:.4f}]", "" if auc is None else f"{auc:.4f}")
     console.print(table)
     console.print(f"truth ROC-AUC on the same held-out views: {result.auc['truth']:.4f}")
+
+
+@app.command("serve")
+@friendly
+def serve(
+    config: Annotated[
+        Path, typer.Option("--config", help="config.yaml with the experiment and model paths.")
+    ] = Path("config.yaml"),
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (each loads the store and models).")
+    ] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Run the HTTP gateway (FastAPI + uvicorn). SIGHUP or POST /admin/reload swaps models."""
+    import os
+
+    import uvicorn
+
+    from gateway.features.offline import current_store_dir
+    from gateway.rankers.registry import read_manifest
+
+    settings = _settings(config)
+    current_store_dir(settings.paths.features_dir)  # fail early, with a message, if missing
+    for arm in settings.experiment.arms:
+        read_manifest(arm.model)
+    os.environ["RECSYS_CONFIG"] = str(config)
+    err.print(f"serving {settings.experiment.name} on http://{host}:{port} ({workers} worker(s))")
+    uvicorn.run(
+        "gateway.serving.main:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@app.command("bench")
+@friendly
+def bench(
+    url: Annotated[str, typer.Option(help="Gateway base URL.")] = "http://127.0.0.1:8000",
+    requests: Annotated[int, typer.Option(min=1, max=1_000_000, help="Requests to send.")] = 2000,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Concurrent clients.")] = 4,
+    limit: Annotated[int, typer.Option(min=1, max=100, help="Posts per request.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed for users and times.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    features_dir: FeaturesDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Load-test a running gateway: p50/p95/p99 latency and throughput, overall and per arm."""
+    from gateway.bench import run_bench
+
+    store = _store(features_dir, config)
+    day0, days = store.manifest["day0"], store.manifest["days"]
+    result = run_bench(
+        url,
+        store.user_ids,
+        (day0 + 6 * 3600, day0 + days * 86400),
+        requests=requests,
+        concurrency=concurrency,
+        seed=seed,
+        limit=limit,
+    )
+    summary = result.summary()
+    if result.requests and result.errors == result.requests:
+        raise UserError(
+            f"every request failed against {url}: is the gateway running? statuses {summary['statuses']}"
+        )
+    if as_json:
+        print(json.dumps(summary))
+        return
+    table = Table(
+        "arm",
+        "requests",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "throughput rps",
+        title=f"{url}: {requests} requests, concurrency {concurrency}",
+    )
+    for name, s in [("all", summary["overall"]), *summary["arms"].items()]:
+        if s.get("count"):
+            table.add_row(
+                name,
+                str(s["count"]),
+                str(s["p50_ms"]),
+                str(s["p95_ms"]),
+                str(s["p99_ms"]),
+                str(s["throughput_rps"]),
+            )
+    console.print(table)
+    console.print(f"errors: {summary['errors']}, statuses: {summary['statuses']}")
+
+
+@app.command("demo")
+@friendly
+def demo(
+    db: DbOption = None,
+    scale: Annotated[str, typer.Option(help="World scale when one must be built.")] = "small",
+    seed: Annotated[int, typer.Option(help="World seed when one must be built.")] = 42,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Rebuild the world even if the database has one.")
+    ] = False,
+    requests: Annotated[int, typer.Option(min=10, help="Evaluation requests.")] = 2000,
+    config: ConfigOption = None,
+) -> None:
+    """The main job end to end: world → features → train both arms → evaluate (embedded DB by default)."""
+    from gateway.pipeline import run_pipeline
+    from gateway.world.params import SCALES
+
+    if scale not in SCALES:
+        raise UserError(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)}")
+    settings = _settings(config)
+    report_path = settings.paths.reports_dir / "demo.json"
+    report = run_pipeline(
+        settings,
+        resolve_db_url(db, settings),
+        scale=scale,
+        seed=seed,
+        fresh=fresh,
+        requests=requests,
+        report_path=report_path,
+    )
+    evaluation = report.evaluation or {}
+    table = Table(
+        "ranker",
+        "Hitrate@5",
+        "95 % CI",
+        "ROC-AUC",
+        title=f"{evaluation.get('requests')} held-out requests ({report.world})",
+    )
+    for name, value in evaluation.get("hitrate@5", {}).items():
+        lo, hi = evaluation["ci95"][name]
+        auc = evaluation["auc"].get(name)
+        table.add_row(name, f"{value:.4f}", f"[{lo:.4f}, {hi:.4f}]", "" if auc is None else f"{auc:.4f}")
+    console.print(table)
+    console.print("step times (s): " + ", ".join(f"{k} {v}" for k, v in report.steps.items()))
+    console.print(
+        f"database {report.db_url}; features {report.features}; models {', '.join(report.models.values())}"
+    )
+    console.print(f"report → {report_path} (top-5 lists → {report_path.with_suffix('.csv')})")
 
 
 def main() -> None:

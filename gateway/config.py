@@ -25,6 +25,7 @@ class DatabaseSettings(BaseModel):
 class PathSettings(BaseModel):
     features_dir: Path = Path("data/features")
     reports_dir: Path = Path("reports")
+    spill_dir: Path = Path("data/spill")
 
 
 class WorldSettings(BaseModel):

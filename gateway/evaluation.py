@@ -44,7 +44,9 @@ class EvaluationResult:
         }
 
 
-def sample_requests(store: FeatureStore, window: tuple[int, int], n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def sample_requests(
+    store: FeatureStore, window: tuple[int, int], n: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (user, time) pairs drawn from logged views of the window."""
     views = logged_views(store, window, 10 * n, seed)
     pairs = np.unique(np.column_stack([views["user"], views["seconds"]]), axis=0)
@@ -54,13 +56,25 @@ def sample_requests(store: FeatureStore, window: tuple[int, int], n: int, seed: 
 
 
 def evaluate(
-    store: FeatureStore, models: dict[str, Ranker], oracle: OracleRanker, *,
-    requests: int, seed: int, evaluation_days: int, validation_days: int, dump: Path | None = None,
+    store: FeatureStore,
+    models: dict[str, Ranker],
+    oracle: OracleRanker,
+    *,
+    requests: int,
+    seed: int,
+    evaluation_days: int,
+    validation_days: int,
+    dump: Path | None = None,
     auc_views: int = 200_000,
 ) -> EvaluationResult:
     split = time_split(store, validation_days, evaluation_days)
     users, seconds = sample_requests(store, split.evaluation, requests, seed)
-    rankers: dict[str, Ranker] = {**models, "random": RandomRanker(seed), "popularity": PopularityRanker(), "oracle": oracle}
+    rankers: dict[str, Ranker] = {
+        **models,
+        "random": RandomRanker(seed),
+        "popularity": PopularityRanker(),
+        "oracle": oracle,
+    }
     hits: dict[str, list[np.ndarray]] = {name: [] for name in rankers}
     writer = None
     dump_file = None
@@ -85,7 +99,16 @@ def evaluate(
                         stamp = np.datetime64(int(s[row]), "s").astype(str).replace("T", " ")
                         for rank, post in enumerate(best[row]):
                             if post >= 0:
-                                writer.writerow([start + row, int(store.user_ids[u[row]]), stamp, name, rank + 1, int(store.post_ids[post])])
+                                writer.writerow(
+                                    [
+                                        start + row,
+                                        int(store.user_ids[u[row]]),
+                                        stamp,
+                                        name,
+                                        rank + 1,
+                                        int(store.post_ids[post]),
+                                    ]
+                                )
     finally:
         if dump_file is not None:
             dump_file.close()
@@ -99,7 +122,9 @@ def evaluate(
     labels = views["target"]
     auc = {name: round(roc_auc(labels, ranker.predict(view_features)), 5) for name, ranker in models.items()}
     auc["popularity"] = round(roc_auc(labels, view_features["post_ctr"]), 5)
-    auc["truth"] = round(roc_auc(labels, oracle.like_prob(views["user"], views["seconds"], views["post"][:, None])[:, 0]), 5)
+    auc["truth"] = round(
+        roc_auc(labels, oracle.like_prob(views["user"], views["seconds"], views["post"][:, None])[:, 0]), 5
+    )
     versions = {name: ranker.version for name, ranker in models.items()}
     window = [str(np.datetime64(split.evaluation[0], "s")), str(np.datetime64(split.evaluation[1], "s"))]
     return EvaluationResult(len(users), hitrate, ci95, auc, versions, window)

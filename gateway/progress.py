@@ -21,8 +21,13 @@ stderr = Console(stderr=True)
 
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=False,
     )
     with progress:
         yield from progress.track(items, total=total, description=description)

@@ -24,13 +24,34 @@ from gateway.progress import stderr
 from gateway.rankers.registry import MANIFEST, MODEL_FILES
 
 CONTROL_FEATURES = (
-    "gender", "age", "country", "exp_group", "os", "source", "hour", "weekday",
-    "topic", "text_len", "post_views", "post_ctr",
-    "u_views", "u_likes", "u_ctr", "u_today_views", "u_today_ctr", "u_topic_lift", "u_profile_sim",
+    "gender",
+    "age",
+    "country",
+    "exp_group",
+    "os",
+    "source",
+    "hour",
+    "weekday",
+    "topic",
+    "text_len",
+    "post_views",
+    "post_ctr",
+    "u_views",
+    "u_likes",
+    "u_ctr",
+    "u_today_views",
+    "u_today_ctr",
+    "u_topic_lift",
+    "u_profile_sim",
+    "u_cluster_lift",
 )
 # The test arm reads the same store, plus the text embedding, text clusters and city.
 TEST_FEATURES = (
-    *CONTROL_FEATURES, "city", "cluster", "u_profile_dot", "u_cluster_likes",
+    *CONTROL_FEATURES,
+    "city",
+    "cluster",
+    "u_profile_dot",
+    "u_cluster_likes",
     *(f"svd_{k}" for k in range(16)),
 )
 ARMS = {"control": ("lightgbm", CONTROL_FEATURES), "test": ("catboost", TEST_FEATURES)}
@@ -46,13 +67,17 @@ class Split:
 def time_split(store: FeatureStore, validation_days: int, evaluation_days: int) -> Split:
     day0, days = store.manifest["day0"], store.manifest["days"]
     if days < validation_days + evaluation_days + 3:
-        raise ValueError(f"the feed spans {days} days: too short for {validation_days}+{evaluation_days} held-out days")
+        raise ValueError(
+            f"the feed spans {days} days: too short for {validation_days}+{evaluation_days} held-out days"
+        )
     eval_start = day0 + (days - evaluation_days) * 86400
     val_start = eval_start - validation_days * 86400
     return Split((day0, val_start), (val_start, eval_start), (eval_start, day0 + days * 86400))
 
 
-def logged_views(store: FeatureStore, window: tuple[int, int], limit: int, seed: int) -> dict[str, np.ndarray]:
+def logged_views(
+    store: FeatureStore, window: tuple[int, int], limit: int, seed: int
+) -> dict[str, np.ndarray]:
     """A seeded uniform sample of the logged views in ``[start, end)``."""
     events = store.events
     mask = (~events["like"]) & (events["seconds"] >= window[0]) & (events["seconds"] < window[1])
@@ -62,7 +87,9 @@ def logged_views(store: FeatureStore, window: tuple[int, int], limit: int, seed:
     return {k: events[k][rows] for k in ("user", "post", "seconds", "target")}
 
 
-def features_for_views(store: FeatureStore, views: dict[str, np.ndarray], chunk: int = 400_000) -> dict[str, np.ndarray]:
+def features_for_views(
+    store: FeatureStore, views: dict[str, np.ndarray], chunk: int = 400_000
+) -> dict[str, np.ndarray]:
     parts = []
     for start in range(0, len(views["user"]), chunk):
         sl = slice(start, start + chunk)
@@ -77,9 +104,19 @@ def _version(arm: str, kind: str, path: Path) -> str:
 
 
 def train_arm(
-    arm: str, store: FeatureStore, out_dir: Path, *, seed: int, max_rows: int,
-    validation_days: int, evaluation_days: int,
+    arm: str,
+    store: FeatureStore,
+    out_dir: Path,
+    *,
+    seed: int,
+    max_rows: int,
+    validation_days: int,
+    evaluation_days: int,
+    max_rounds: int | None = None,
 ) -> dict:
+    """Train one arm and write model file + manifest.json atomically into ``out_dir``.
+
+    ``max_rounds`` caps boosting rounds (tests use it for speed)."""
     kind, names = ARMS[arm]
     names = list(names)
     started = time.perf_counter()
@@ -100,15 +137,29 @@ def train_arm(
         import lightgbm as lgb
 
         params = {
-            "objective": "binary", "learning_rate": 0.05, "num_leaves": 63, "min_data_in_leaf": 200,
-            "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0,
-            "max_cat_to_onehot": 8, "metric": "auc", "seed": seed, "deterministic": True,
-            "num_threads": os.cpu_count() or 2, "verbosity": -1,
+            "objective": "binary",
+            "learning_rate": 0.05,
+            "num_leaves": 63,
+            "min_data_in_leaf": 200,
+            "feature_fraction": 0.8,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "lambda_l2": 1.0,
+            "max_cat_to_onehot": 8,
+            "metric": "auc",
+            "seed": seed,
+            "deterministic": True,
+            "num_threads": os.cpu_count() or 2,
+            "verbosity": -1,
         }
         dtrain = lgb.Dataset(x_train, y_train, feature_name=names, categorical_feature=categorical)
         dvalid = lgb.Dataset(x_valid, y_valid, reference=dtrain)
         booster = lgb.train(
-            params, dtrain, num_boost_round=600, valid_sets=[dvalid], valid_names=["validation"],
+            params,
+            dtrain,
+            num_boost_round=max_rounds or 600,
+            valid_sets=[dvalid],
+            valid_names=["validation"],
             callbacks=[lgb.early_stopping(40, verbose=False), lgb.log_evaluation(50)],
         )
         booster.save_model(str(tmp_model), num_iteration=booster.best_iteration)
@@ -120,13 +171,30 @@ def train_arm(
         from gateway.rankers.models import catboost_frame
 
         params = {
-            "iterations": 700, "learning_rate": 0.1, "depth": 7, "l2_leaf_reg": 3.0,
-            "loss_function": "Logloss", "eval_metric": "AUC", "random_seed": seed,
-            "thread_count": os.cpu_count() or 2, "od_type": "Iter", "od_wait": 40,
-            "one_hot_max_size": 8, "verbose": 50, "allow_writing_files": False,
+            "iterations": 400,
+            "learning_rate": 0.12,
+            "depth": 6,
+            "l2_leaf_reg": 3.0,
+            "loss_function": "Logloss",
+            "eval_metric": "AUC",
+            "random_seed": seed,
+            "thread_count": os.cpu_count() or 2,
+            "od_type": "Iter",
+            "od_wait": 40,
+            "one_hot_max_size": 8,
+            "verbose": 50,
+            "allow_writing_files": False,
         }
-        train_pool = Pool(catboost_frame(features_for_views(store, train), names, categorical), y_train, cat_features=categorical)
-        valid_pool = Pool(catboost_frame(valid_features, names, categorical), y_valid, cat_features=categorical)
+        train_pool = Pool(
+            catboost_frame(features_for_views(store, train), names, categorical),
+            y_train,
+            cat_features=categorical,
+        )
+        valid_pool = Pool(
+            catboost_frame(valid_features, names, categorical), y_valid, cat_features=categorical
+        )
+        if max_rounds:
+            params["iterations"] = max_rounds
         model = CatBoostClassifier(**params)
         model.fit(train_pool, eval_set=valid_pool, use_best_model=True)
         model.save_model(str(tmp_model))
@@ -153,7 +221,9 @@ def train_arm(
         "metrics": {
             "validation_auc": round(roc_auc(y_valid, p_valid), 5),
             "validation_hitrate@5_logged": round(session_hitrate(groups, p_valid, y_valid), 5),
-            "validation_hitrate@5_logged_random": round(session_hitrate(groups, np.random.default_rng(seed).random(len(y_valid)), y_valid), 5),
+            "validation_hitrate@5_logged_random": round(
+                session_hitrate(groups, np.random.default_rng(seed).random(len(y_valid)), y_valid), 5
+            ),
         },
         "training_seconds": round(time.perf_counter() - started, 1),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -66,3 +66,55 @@ def pg_url():
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tiny_store, tmp_path_factory) -> Path:
+    """Both arms trained quickly on the tiny world (60 boosting rounds)."""
+    from gateway.training import train_arm
+
+    root = tmp_path_factory.mktemp("models")
+    for arm in ("control", "test"):
+        train_arm(
+            arm,
+            tiny_store,
+            root / arm,
+            seed=1,
+            max_rows=40_000,
+            validation_days=7,
+            evaluation_days=7,
+            max_rounds=60,
+        )
+    return root
+
+
+def write_config(
+    path: Path, *, db: str, features_dir: Path, models: Path, spill_dir: Path, **experiment
+) -> Path:
+    """A config.yaml for tests; ``experiment`` keys override the experiment section."""
+    import yaml
+
+    exp = {
+        "name": "test-exp",
+        "salt": "test-salt",
+        "scheme": "md5",
+        "coverage": 1.0,
+        "enabled": True,
+        "arms": [
+            {"name": "control", "weight": 50, "model": str(models / "control")},
+            {"name": "test", "weight": 50, "model": str(models / "test")},
+        ],
+        "overrides": {},
+    }
+    exp.update(experiment)
+    config = {
+        "database": {"url": db},
+        "paths": {
+            "features_dir": str(features_dir),
+            "reports_dir": str(path.parent / "reports"),
+            "spill_dir": str(spill_dir),
+        },
+        "experiment": exp,
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path

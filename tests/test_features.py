@@ -17,7 +17,13 @@ from gateway.training import features_for_views, logged_views
 def _rebuild(store_dir, events: dict) -> FeatureStore:
     manifest = json.loads((store_dir / "manifest.json").read_text())
     daily = dict(np.load(store_dir / "post_daily.npz"))
-    return FeatureStore.from_arrays(manifest, pd.read_parquet(store_dir / "users.parquet"), pd.read_parquet(store_dir / "posts.parquet"), events, daily)
+    return FeatureStore.from_arrays(
+        manifest,
+        pd.read_parquet(store_dir / "users.parquet"),
+        pd.read_parquet(store_dir / "posts.parquet"),
+        events,
+        daily,
+    )
 
 
 def _with_like(events: dict, user: int, post: int, second: int) -> dict:

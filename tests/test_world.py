@@ -24,13 +24,21 @@ from tests.conftest import TINY_SEED
 def table_digest(url: str) -> dict[str, str]:
     engine = connect(url)
     out = {}
-    for name, order in (("user_data", "user_id"), ("post_text_df", "post_id"), ("feed_data", 'user_id, "timestamp", action, post_id'), ("world_users", "user_id"), ("world_posts", "post_id")):
+    for name, order in (
+        ("user_data", "user_id"),
+        ("post_text_df", "post_id"),
+        ("feed_data", 'user_id, "timestamp", action, post_id'),
+        ("world_users", "user_id"),
+        ("world_posts", "post_id"),
+    ):
         frame = read_frame(engine, f"SELECT * FROM {name} ORDER BY {order}")
         for col in frame.columns:
             if frame[col].dtype.kind == "f":
                 frame[col] = frame[col].round(9)
         frame = frame.astype(str)
-        out[name] = hashlib.sha1(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+        out[name] = hashlib.sha1(
+            pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+        ).hexdigest()
     return out
 
 
@@ -65,7 +73,9 @@ def test_feed_mechanics(tiny_db):
     feed = read_frame(engine, "SELECT * FROM feed_data", parse_dates=["timestamp"])
     hours = feed["timestamp"].dt.hour
     assert hours.min() >= 6 and hours.max() <= 23
-    assert feed["timestamp"].min() >= pd.Timestamp("2021-10-01 06:00") and feed["timestamp"].max() < pd.Timestamp("2021-12-30")
+    assert feed["timestamp"].min() >= pd.Timestamp("2021-10-01 06:00") and feed[
+        "timestamp"
+    ].max() < pd.Timestamp("2021-12-30")
     likes, views = feed[feed["action"] == "like"], feed[feed["action"] == "view"]
     assert (likes["target"] == 0).all()
     assert len(likes) == views["target"].sum()
@@ -76,7 +86,13 @@ def test_feed_mechanics(tiny_db):
 def test_stats_report_every_section(tiny_db):
     stats = compute_stats(connect(tiny_db))
     names = {s.name for s in stats}
-    for expected in ("gender=1 share", "like rate on views", "repeated (user, post) views", "like rate by exp_group 0..4", "peak hour (views)"):
+    for expected in (
+        "gender=1 share",
+        "like rate on views",
+        "repeated (user, post) views",
+        "like rate by exp_group 0..4",
+        "peak hour (views)",
+    ):
         assert expected in names
     value = {s.name: s.value for s in stats}
     assert 8 <= value["countries"] <= 11  # the rarest countries hold ~0.1 % of users
@@ -97,13 +113,17 @@ def test_truth_carries_the_documented_signals(tiny_db):
 
 def test_counter_based_normals_are_deterministic_and_standard():
     a = standard_normal_from_keys(3, np.arange(100_000), np.zeros(100_000, dtype=np.int64))
-    assert np.array_equal(a, standard_normal_from_keys(3, np.arange(100_000), np.zeros(100_000, dtype=np.int64)))
+    assert np.array_equal(
+        a, standard_normal_from_keys(3, np.arange(100_000), np.zeros(100_000, dtype=np.int64))
+    )
     assert abs(a.mean()) < 0.02 and abs(a.std() - 1) < 0.02
 
 
 def test_like_prob_matches_truth_and_rejects_unknown_ids(tiny_db, tmp_path):
     engine = connect(tiny_db)
-    feed = read_frame(engine, "SELECT user_id, post_id, \"timestamp\" FROM feed_data WHERE action = 'view' LIMIT 500")
+    feed = read_frame(
+        engine, "SELECT user_id, post_id, \"timestamp\" FROM feed_data WHERE action = 'view' LIMIT 500"
+    )
     path = tmp_path / "pairs.csv"
     feed.to_csv(path, index=False)
     pairs = read_pairs(path)

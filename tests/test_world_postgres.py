@@ -26,7 +26,11 @@ def test_postgres_world_equals_sqlite_world(pg_url, tiny_db):
 
 def test_truth_reads_the_same_from_both_engines(pg_url, tiny_db):
     synthesize(connect(pg_url), SCALES["tiny"], TINY_SEED)
-    pairs = read_frame(connect(tiny_db), "SELECT user_id, post_id, \"timestamp\" FROM feed_data ORDER BY user_id, \"timestamp\" LIMIT 300", parse_dates=["timestamp"])
+    pairs = read_frame(
+        connect(tiny_db),
+        'SELECT user_id, post_id, "timestamp" FROM feed_data ORDER BY user_id, "timestamp" LIMIT 300',
+        parse_dates=["timestamp"],
+    )
     p_sqlite = like_probabilities(connect(tiny_db), pairs)
     p_pg = like_probabilities(connect(pg_url), pairs)
     np.testing.assert_allclose(p_sqlite, p_pg, rtol=0, atol=1e-12)

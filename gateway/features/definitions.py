@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-FEATURE_SET_VERSION = "fs-1"
+FEATURE_SET_VERSION = "fs-2"
 SVD_DIMS = 16
 N_CLUSTERS = 30
 # Smoothing of rates toward the global like rate (pseudo-counts).
@@ -47,10 +47,23 @@ FEATURES: tuple[Feature, ...] = (
     Feature("u_ctr", "history", "smoothed like rate of the user before t"),
     Feature("u_today_views", "history", "user's views on the request's day before t"),
     Feature("u_today_ctr", "history", "smoothed like rate of the user today before t"),
-    Feature("u_topic_lift", "cross", "user's share of likes in the post's topic ÷ the topic's catalogue share"),
-    Feature("u_profile_sim", "cross", "cosine of the post embedding and the sum of embeddings the user liked before t"),
-    Feature("u_profile_dot", "cross", "dot of the post embedding and the mean embedding the user liked before t"),
+    Feature(
+        "u_topic_lift", "cross", "user's share of likes in the post's topic ÷ the topic's catalogue share"
+    ),
+    Feature(
+        "u_profile_sim",
+        "cross",
+        "cosine of the post embedding and the sum of embeddings the user liked before t",
+    ),
+    Feature(
+        "u_profile_dot", "cross", "dot of the post embedding and the mean embedding the user liked before t"
+    ),
     Feature("u_cluster_likes", "cross", "user's likes before t in the post's text cluster"),
+    Feature(
+        "u_cluster_lift",
+        "cross",
+        "user's share of likes in the post's text cluster ÷ the cluster's catalogue share",
+    ),
 )
 FEATURE_NAMES = tuple(f.name for f in FEATURES)
 CATEGORICAL = frozenset(f.name for f in FEATURES if f.categorical)

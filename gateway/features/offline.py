@@ -29,6 +29,15 @@ class FeatureStoreError(RuntimeError):
 
 
 CURRENT = "CURRENT"
+ARTIFACTS = (
+    "manifest.json",
+    "users.parquet",
+    "posts.parquet",
+    "post_texts.parquet",
+    "events.npz",
+    "post_daily.npz",
+    "text_space.npz",
+)
 FEED_CHUNK = 2_000_000
 
 
@@ -49,10 +58,19 @@ def _read_feed(engine: Engine, user_ids: np.ndarray, post_ids: np.ndarray) -> di
     for chunk in track(chunks, "reading feed_data", total=max(1, -(-total // FEED_CHUNK))):
         users = np.searchsorted(user_ids, chunk["user_id"].to_numpy(np.int64))
         posts = np.searchsorted(post_ids, chunk["post_id"].to_numpy(np.int64))
-        users_ok = (users < len(user_ids)) & (user_ids[np.minimum(users, len(user_ids) - 1)] == chunk["user_id"].to_numpy())
-        posts_ok = (posts < len(post_ids)) & (post_ids[np.minimum(posts, len(post_ids) - 1)] == chunk["post_id"].to_numpy())
+        users_ok = (users < len(user_ids)) & (
+            user_ids[np.minimum(users, len(user_ids) - 1)] == chunk["user_id"].to_numpy()
+        )
+        posts_ok = (posts < len(post_ids)) & (
+            post_ids[np.minimum(posts, len(post_ids) - 1)] == chunk["post_id"].to_numpy()
+        )
         keep = users_ok & posts_ok
-        seconds = pd.to_datetime(chunk["timestamp"], format="ISO8601").to_numpy().astype("datetime64[s]").astype(np.int64)
+        seconds = (
+            pd.to_datetime(chunk["timestamp"], format="ISO8601")
+            .to_numpy()
+            .astype("datetime64[s]")
+            .astype(np.int64)
+        )
         parts["user"].append(users[keep].astype(np.int32))
         parts["post"].append(posts[keep].astype(np.int32))
         parts["seconds"].append(seconds[keep])
@@ -75,8 +93,13 @@ def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -
     started = time.perf_counter()
     for name in Tables.SOURCE:
         if not table_exists(engine, name):
-            raise FeatureStoreError(f"table {name} missing in {engine.url.render_as_string()}: run `recsys data synth` first")
-    users = read_frame(engine, "SELECT user_id, gender, age, country, city, exp_group, os, source FROM user_data ORDER BY user_id")
+            raise FeatureStoreError(
+                f"table {name} missing in {engine.url.render_as_string()}: run `recsys data synth` first"
+            )
+    users = read_frame(
+        engine,
+        "SELECT user_id, gender, age, country, city, exp_group, os, source FROM user_data ORDER BY user_id",
+    )
     posts = read_frame(engine, "SELECT post_id, text, topic FROM post_text_df ORDER BY post_id")
     if users.empty or posts.empty:
         raise FeatureStoreError("user_data or post_text_df is empty: run `recsys data synth` first")
@@ -85,14 +108,20 @@ def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -
 
     space, embedding, cluster = fit_text_space(posts["text"].tolist(), SVD_DIMS, N_CLUSTERS, seed)
     topic_code, topic_vocab = _codes(posts["topic"])
-    user_table = pd.DataFrame({"user_id": user_ids, "gender": users["gender"], "age": users["age"], "exp_group": users["exp_group"]})
+    user_table = pd.DataFrame(
+        {"user_id": user_ids, "gender": users["gender"], "age": users["age"], "exp_group": users["exp_group"]}
+    )
     vocabularies = {"topic": topic_vocab}
     for name in ("country", "city", "os", "source"):
         user_table[name], vocabularies[name] = _codes(users[name])
-    post_table = pd.DataFrame({
-        "post_id": post_ids, "topic": topic_code,
-        "text_len": np.log1p(posts["text"].str.len().to_numpy()), "cluster": cluster,
-    })
+    post_table = pd.DataFrame(
+        {
+            "post_id": post_ids,
+            "topic": topic_code,
+            "text_len": np.log1p(posts["text"].str.len().to_numpy()),
+            "cluster": cluster,
+        }
+    )
     for k in range(embedding.shape[1]):
         post_table[f"svd_{k}"] = embedding[:, k]
 
@@ -100,9 +129,16 @@ def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -
     day = ((feed["seconds"] - day0) // 86400).astype(np.int64)
     n_days, n_posts = int(day.max()) + 1, len(post_ids)
     is_view = ~feed["like"]
-    daily_views = np.bincount(day[is_view] * n_posts + feed["post"][is_view], minlength=n_days * n_posts).reshape(n_days, n_posts)
-    daily_likes = np.bincount(day[feed["like"]] * n_posts + feed["post"][feed["like"]], minlength=n_days * n_posts).reshape(n_days, n_posts)
-    before = lambda daily: np.vstack([np.zeros((1, n_posts), np.int32), np.cumsum(daily, axis=0).astype(np.int32)])  # noqa: E731
+    daily_views = np.bincount(
+        day[is_view] * n_posts + feed["post"][is_view], minlength=n_days * n_posts
+    ).reshape(n_days, n_posts)
+    daily_likes = np.bincount(
+        day[feed["like"]] * n_posts + feed["post"][feed["like"]], minlength=n_days * n_posts
+    ).reshape(n_days, n_posts)
+
+    def before(daily: np.ndarray) -> np.ndarray:
+        """Row d = totals over the days before d (row 0 is all zeros)."""
+        return np.vstack([np.zeros((1, n_posts), np.int32), np.cumsum(daily, axis=0).astype(np.int32)])
 
     version = f"{FEATURE_SET_VERSION}-{_fingerprint(user_ids, post_ids, feed['seconds'][:: max(1, len(day) // 100_000)], np.array([len(day)]))}"
     out = features_dir / version
@@ -110,9 +146,23 @@ def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -
     tmp.mkdir(parents=True, exist_ok=True)
     user_table.to_parquet(tmp / "users.parquet", index=False)
     post_table.to_parquet(tmp / "posts.parquet", index=False)
-    np.savez(tmp / "events.npz", user=feed["user"], post=feed["post"], seconds=feed["seconds"], like=feed["like"], target=feed["target"])
+    posts[["post_id", "text", "topic"]].to_parquet(tmp / "post_texts.parquet", index=False)
+    np.savez(
+        tmp / "events.npz",
+        user=feed["user"],
+        post=feed["post"],
+        seconds=feed["seconds"],
+        like=feed["like"],
+        target=feed["target"],
+    )
     np.savez(tmp / "post_daily.npz", views=before(daily_views), likes=before(daily_likes))
-    np.savez(tmp / "text_space.npz", vocabulary=np.array(space.vocabulary), idf=space.idf, components=space.components, centers=space.centers)
+    np.savez(
+        tmp / "text_space.npz",
+        vocabulary=np.array(space.vocabulary),
+        idf=space.idf,
+        components=space.components,
+        centers=space.centers,
+    )
     manifest = {
         "version": version,
         "feature_set_version": FEATURE_SET_VERSION,
@@ -122,7 +172,9 @@ def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -
         "users": len(user_ids),
         "posts": n_posts,
         "feed_rows": int(len(day)),
-        "feed_start": datetime.fromtimestamp(int(feed["seconds"].min()), UTC).replace(tzinfo=None).isoformat(),
+        "feed_start": datetime.fromtimestamp(int(feed["seconds"].min()), UTC)
+        .replace(tzinfo=None)
+        .isoformat(),
         "feed_end": datetime.fromtimestamp(int(feed["seconds"].max()), UTC).replace(tzinfo=None).isoformat(),
         "day0": day0,
         "days": n_days,
@@ -147,6 +199,9 @@ def current_store_dir(features_dir: Path) -> Path:
     if not pointer.exists():
         raise FeatureStoreError(f"no feature store in {features_dir}: run `recsys features build` first")
     path = features_dir / pointer.read_text().strip()
-    if not (path / "manifest.json").exists():
-        raise FeatureStoreError(f"feature store {path} is incomplete: run `recsys features build` again")
+    missing = [name for name in ARTIFACTS if not (path / name).exists()]
+    if missing:
+        raise FeatureStoreError(
+            f"feature store {path} is incomplete (missing {', '.join(missing)}): run `recsys features build` again"
+        )
     return path

@@ -56,6 +56,7 @@ class FeatureStore:
     topic_like_keys: np.ndarray  # ((user * topics + topic) << 32) | t
     cluster_like_keys: np.ndarray
     topic_share: np.ndarray  # catalogue share of each topic
+    cluster_share: np.ndarray  # catalogue share of each text cluster
     events: dict[str, np.ndarray]  # the offline event log (user, post, seconds, like, target)
 
     # -- loading -------------------------------------------------------------------------
@@ -69,10 +70,14 @@ class FeatureStore:
             daily = np.load(path / "post_daily.npz")
             return cls.from_arrays(manifest, users, posts, dict(events), dict(daily))
         except (OSError, ValueError, KeyError) as exc:
-            raise FeatureStoreError(f"cannot load feature store {path}: {exc}; run `recsys features build`") from exc
+            raise FeatureStoreError(
+                f"cannot load feature store {path}: {exc}; run `recsys features build`"
+            ) from exc
 
     @classmethod
-    def from_arrays(cls, manifest: dict, users: pd.DataFrame, posts: pd.DataFrame, events: dict, daily: dict) -> FeatureStore:
+    def from_arrays(
+        cls, manifest: dict, users: pd.DataFrame, posts: pd.DataFrame, events: dict, daily: dict
+    ) -> FeatureStore:
         emb_cols = [c for c in posts.columns if c.startswith("svd_")]
         emb = posts[emb_cols].to_numpy(np.float32)
         n_topics = len(manifest["vocabularies"]["topic"])
@@ -81,7 +86,11 @@ class FeatureStore:
         view_keys = np.sort(_keys(user[~like], seconds[~like]))
         like_keys_unsorted = _keys(user[like], seconds[like])
         order = np.argsort(like_keys_unsorted, kind="stable")
-        like_keys, like_post, like_user = like_keys_unsorted[order], post[like][order].astype(np.int64), user[like][order].astype(np.int64)
+        like_keys, like_post, like_user = (
+            like_keys_unsorted[order],
+            post[like][order].astype(np.int64),
+            user[like][order].astype(np.int64),
+        )
         like_seconds = seconds[like][order]
         # Running sum of liked embeddings, restarted at each user's first like.
         cum = np.cumsum(emb[like_post].astype(np.float64), axis=0)
@@ -97,7 +106,10 @@ class FeatureStore:
             manifest=manifest,
             user_ids=users["user_id"].to_numpy(np.int64),
             post_ids=posts["post_id"].to_numpy(np.int64),
-            users={c: users[c].to_numpy(np.float32) for c in ("gender", "age", "country", "city", "exp_group", "os", "source")},
+            users={
+                c: users[c].to_numpy(np.float32)
+                for c in ("gender", "age", "country", "city", "exp_group", "os", "source")
+            },
             posts={"topic": topic, "cluster": cluster, "text_len": posts["text_len"].to_numpy(np.float32)},
             post_emb=emb,
             post_views_before=np.asarray(daily["views"]),
@@ -109,7 +121,14 @@ class FeatureStore:
             topic_like_keys=np.sort(_keys(like_user * n_topics + topic[like_post], like_seconds)),
             cluster_like_keys=np.sort(_keys(like_user * n_clusters + cluster[like_post], like_seconds)),
             topic_share=np.bincount(topic, minlength=n_topics) / len(topic),
-            events={"user": user, "post": post, "seconds": seconds, "like": like, "target": np.asarray(events["target"])},
+            cluster_share=np.bincount(cluster, minlength=n_clusters) / len(cluster),
+            events={
+                "user": user,
+                "post": post,
+                "seconds": seconds,
+                "like": like,
+                "target": np.asarray(events["target"]),
+            },
         )
 
     # -- ids -----------------------------------------------------------------------------
@@ -167,18 +186,22 @@ class FeatureStore:
         likes = likes_pos - np.searchsorted(self.like_keys, _keys(user_idx, zero))
         today_views = _count_before(self.view_keys, user_idx, day_start, seconds)
         today_likes = _count_before(self.like_keys, user_idx, day_start, seconds)
-        profile = np.where((likes > 0)[:, None], self.like_emb_cum[np.maximum(likes_pos - 1, 0)], 0.0).astype(np.float32)
+        profile = np.where((likes > 0)[:, None], self.like_emb_cum[np.maximum(likes_pos - 1, 0)], 0.0).astype(
+            np.float32
+        )
         profile_norm = np.linalg.norm(profile, axis=1)
         n_topics, n_clusters = len(self.topic_share), int(self.posts["cluster"].max()) + 1
         topic_likes = _count_before(
             self.topic_like_keys,
             (user_idx[:, None] * n_topics + np.arange(n_topics)).ravel(),
-            np.repeat(zero, n_topics), np.repeat(seconds, n_topics),
+            np.repeat(zero, n_topics),
+            np.repeat(seconds, n_topics),
         ).reshape(-1, n_topics)
         cluster_likes = _count_before(
             self.cluster_like_keys,
             (user_idx[:, None] * n_clusters + np.arange(n_clusters)).ravel(),
-            np.repeat(zero, n_clusters), np.repeat(seconds, n_clusters),
+            np.repeat(zero, n_clusters),
+            np.repeat(seconds, n_clusters),
         ).reshape(-1, n_clusters)
         day = self._day(seconds)
         hour = (seconds // 3600) % 24
@@ -189,24 +212,40 @@ class FeatureStore:
         emb = self.post_emb[p]
         post_views = self.post_views_before[day[r], p]
         post_likes = self.post_likes_before[day[r], p]
-        share = (topic_likes[r, topic] + TOPIC_PRIOR_LIKES * self.topic_share[topic]) / (likes[r] + TOPIC_PRIOR_LIKES)
+        share = (topic_likes[r, topic] + TOPIC_PRIOR_LIKES * self.topic_share[topic]) / (
+            likes[r] + TOPIC_PRIOR_LIKES
+        )
         dot = np.einsum("ij,ij->i", emb, profile[r])
-        out = {name: self.users[name][user_idx][r] for name in ("gender", "age", "country", "city", "exp_group", "os", "source")}
-        out.update({
-            "hour": hour[r], "weekday": weekday[r],
-            "topic": topic, "text_len": self.posts["text_len"][p], "cluster": self.posts["cluster"][p],
-            **{f"svd_{k}": emb[:, k] for k in range(emb.shape[1])},
-            "post_views": np.log1p(post_views),
-            "post_ctr": (post_likes + POST_PRIOR_VIEWS * g) / (post_views + POST_PRIOR_VIEWS),
-            "u_views": np.log1p(views)[r], "u_likes": np.log1p(likes)[r],
-            "u_ctr": ((likes + USER_PRIOR_VIEWS * g) / (views + USER_PRIOR_VIEWS))[r],
-            "u_today_views": today_views[r],
-            "u_today_ctr": ((today_likes + USER_PRIOR_VIEWS * g) / (today_views + USER_PRIOR_VIEWS))[r],
-            "u_topic_lift": share / self.topic_share[topic],
-            "u_profile_sim": dot / np.maximum(profile_norm[r], 1e-9),
-            "u_profile_dot": dot / np.maximum(likes[r], 1),
-            "u_cluster_likes": cluster_likes[r, self.posts["cluster"][p]],
-        })
+        cluster = self.posts["cluster"][p]
+        cluster_lift = (cluster_likes[r, cluster] + TOPIC_PRIOR_LIKES * self.cluster_share[cluster]) / (
+            likes[r] + TOPIC_PRIOR_LIKES
+        )
+        out = {
+            name: self.users[name][user_idx][r]
+            for name in ("gender", "age", "country", "city", "exp_group", "os", "source")
+        }
+        out.update(
+            {
+                "hour": hour[r],
+                "weekday": weekday[r],
+                "topic": topic,
+                "text_len": self.posts["text_len"][p],
+                "cluster": self.posts["cluster"][p],
+                **{f"svd_{k}": emb[:, k] for k in range(emb.shape[1])},
+                "post_views": np.log1p(post_views),
+                "post_ctr": (post_likes + POST_PRIOR_VIEWS * g) / (post_views + POST_PRIOR_VIEWS),
+                "u_views": np.log1p(views)[r],
+                "u_likes": np.log1p(likes)[r],
+                "u_ctr": ((likes + USER_PRIOR_VIEWS * g) / (views + USER_PRIOR_VIEWS))[r],
+                "u_today_views": today_views[r],
+                "u_today_ctr": ((today_likes + USER_PRIOR_VIEWS * g) / (today_views + USER_PRIOR_VIEWS))[r],
+                "u_topic_lift": share / self.topic_share[topic],
+                "u_profile_sim": dot / np.maximum(profile_norm[r], 1e-9),
+                "u_profile_dot": dot / np.maximum(likes[r], 1),
+                "u_cluster_likes": cluster_likes[r, cluster],
+                "u_cluster_lift": cluster_lift / self.cluster_share[cluster],
+            }
+        )
         return {name: np.asarray(out[name], dtype=np.float32) for name in FEATURE_NAMES}
 
 

@@ -29,7 +29,9 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
     return (matrix / np.where(norm == 0, 1.0, norm)).astype(np.float32)
 
 
-def fit_text_space(texts: list[str], dims: int, clusters: int, seed: int) -> tuple[TextSpace, np.ndarray, np.ndarray]:
+def fit_text_space(
+    texts: list[str], dims: int, clusters: int, seed: int
+) -> tuple[TextSpace, np.ndarray, np.ndarray]:
     """Fit on the catalogue; return the space, the posts' embeddings and cluster ids."""
     vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=2, max_features=30_000)
     tfidf = vectorizer.fit_transform(texts)

@@ -16,7 +16,10 @@ class Ranker(Protocol):
     version: str
 
     def score(
-        self, store: FeatureStore, user_idx: np.ndarray, seconds: np.ndarray,
+        self,
+        store: FeatureStore,
+        user_idx: np.ndarray,
+        seconds: np.ndarray,
         features: dict[str, np.ndarray] | None = None,
     ) -> np.ndarray:
         """(requests, posts) scores; higher is better. ``features`` may carry a precomputed

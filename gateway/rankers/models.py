@@ -22,7 +22,9 @@ class LightGBMRanker:
         self.features = list(manifest["features"])
 
     def predict(self, features: dict[str, np.ndarray]) -> np.ndarray:
-        return self.booster.predict(feature_matrix(features, self.features), num_threads=self.manifest.get("predict_threads", 0))
+        return self.booster.predict(
+            feature_matrix(features, self.features), num_threads=self.manifest.get("predict_threads", 0)
+        )
 
     def score(self, store: FeatureStore, user_idx, seconds, features=None) -> np.ndarray:
         features = features if features is not None else store.compute(user_idx, seconds)

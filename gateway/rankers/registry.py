@@ -18,7 +18,9 @@ class ModelError(RuntimeError):
 def read_manifest(model_dir: Path) -> dict:
     path = Path(model_dir) / MANIFEST
     if not path.exists():
-        raise ModelError(f"no trained model in {model_dir} (missing {MANIFEST}): run `recsys train control` / `recsys train test` first")
+        raise ModelError(
+            f"no trained model in {model_dir} (missing {MANIFEST}): run `recsys train control` / `recsys train test` first"
+        )
     try:
         manifest = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -39,6 +41,7 @@ def load_ranker(model_dir: Path, feature_set_version: str | None = None):
     from gateway.rankers.models import CatBoostRanker, LightGBMRanker
 
     manifest = read_manifest(model_dir)
+    manifest["_path"] = str(model_dir)
     if feature_set_version and manifest["feature_set_version"] != feature_set_version:
         raise ModelError(
             f"{model_dir}: model built for feature set {manifest['feature_set_version']}, "
@@ -53,7 +56,9 @@ def load_ranker(model_dir: Path, feature_set_version: str | None = None):
 
             booster = lgb.Booster(model_file=str(model_file))
             if booster.num_feature() != len(manifest["features"]):
-                raise ModelError(f"{model_file}: model has {booster.num_feature()} features, manifest lists {len(manifest['features'])}")
+                raise ModelError(
+                    f"{model_file}: model has {booster.num_feature()} features, manifest lists {len(manifest['features'])}"
+                )
             return LightGBMRanker(booster, manifest)
         from catboost import CatBoostClassifier
 
@@ -65,4 +70,6 @@ def load_ranker(model_dir: Path, feature_set_version: str | None = None):
     except ModelError:
         raise
     except Exception as exc:  # the libraries raise many types for a corrupt file
-        raise ModelError(f"{model_file}: cannot load model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        raise ModelError(
+            f"{model_file}: cannot load model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from exc

@@ -3,4 +3,12 @@
 from gateway.storage.engine import StorageError, connect, normalize_url
 from gateway.storage.io import bulk_insert, iter_query, read_frame, table_exists
 
-__all__ = ["StorageError", "bulk_insert", "connect", "iter_query", "normalize_url", "read_frame", "table_exists"]
+__all__ = [
+    "StorageError",
+    "bulk_insert",
+    "connect",
+    "iter_query",
+    "normalize_url",
+    "read_frame",
+    "table_exists",
+]

@@ -27,9 +27,7 @@ def normalize_url(url: str) -> str:
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         scheme = "postgresql+psycopg2"
     if scheme not in ("postgresql+psycopg2", "sqlite"):
-        raise StorageError(
-            f"unsupported database scheme {scheme!r}: use postgresql://... or sqlite:///..."
-        )
+        raise StorageError(f"unsupported database scheme {scheme!r}: use postgresql://... or sqlite:///...")
     normalized = f"{scheme}://{rest}"
     try:
         make_url(normalized)
@@ -50,6 +48,19 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def make_engine(url: str) -> Engine:
+    """An engine without a connection probe (the serving path must start while the DB is down)."""
+    normalized = normalize_url(url)
+    if make_url(normalized).get_backend_name() == "sqlite":
+        database = make_url(normalized).database or ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(normalized)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(normalized, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+
+
 def connect(url: str, *, create: bool = False) -> Engine:
     """Build an engine and prove it can connect; raise StorageError with a readable message.
 
@@ -62,18 +73,9 @@ def connect(url: str, *, create: bool = False) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:":
             path = Path(database)
-            if not path.exists():
-                if not create:
-                    raise StorageError(
-                        f"no database at {path}: run `recsys data synth` first (or pass --db)"
-                    )
-                path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(normalized)
-        event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_engine(
-            normalized, pool_pre_ping=True, connect_args={"connect_timeout": 5}
-        )
+            if not path.exists() and not create:
+                raise StorageError(f"no database at {path}: run `recsys data synth` first (or pass --db)")
+    engine = make_engine(normalized)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))

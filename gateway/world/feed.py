@@ -64,7 +64,10 @@ def _dedupe_posts(owner: np.ndarray, posts: np.ndarray, n_posts: int, p: np.ndar
 
 
 def generate_feed_chunk(
-    truth: Truth, user_idx: np.ndarray, n_views: np.ndarray, rng: np.random.Generator,
+    truth: Truth,
+    user_idx: np.ndarray,
+    n_views: np.ndarray,
+    rng: np.random.Generator,
     exposure: np.ndarray,
 ) -> pd.DataFrame:
     """Views and likes of the users ``user_idx`` (dense indices into the truth)."""
@@ -80,7 +83,9 @@ def generate_feed_chunk(
     user_start = _group_start(owner)
     position = np.arange(len(owner))
     repeat = (rng.random(len(owner)) < P.REPEAT_VIEW_SHARE) & (position > user_start)
-    earlier = user_start[repeat] + (rng.random(repeat.sum()) * (position[repeat] - user_start[repeat])).astype(np.int64)
+    earlier = user_start[repeat] + (
+        rng.random(repeat.sum()) * (position[repeat] - user_start[repeat])
+    ).astype(np.int64)
     posts[repeat] = posts[earlier]
 
     logit = truth.logit(owner, posts, times)
@@ -108,7 +113,9 @@ def generate_feed_chunk(
     user_ids = truth.user_ids[owner]
     post_ids = truth.post_ids[posts]
     liked_rows = np.flatnonzero(target)
-    like_times = times[liked_rows] + rng.integers(P.LIKE_DELAY_SECONDS[0], P.LIKE_DELAY_SECONDS[1] + 1, len(liked_rows))
+    like_times = times[liked_rows] + rng.integers(
+        P.LIKE_DELAY_SECONDS[0], P.LIKE_DELAY_SECONDS[1] + 1, len(liked_rows)
+    )
     frame = pd.DataFrame(
         {
             "timestamp": np.concatenate([times, like_times]),

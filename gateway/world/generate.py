@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -50,8 +51,13 @@ def _rng(seed: int, *stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, *stream])
 
 
-def build_truth(seed: int, users: pd.DataFrame, world_users_frame: pd.DataFrame,
-                posts: pd.DataFrame, world_posts_frame: pd.DataFrame) -> Truth:
+def build_truth(
+    seed: int,
+    users: pd.DataFrame,
+    world_users_frame: pd.DataFrame,
+    posts: pd.DataFrame,
+    world_posts_frame: pd.DataFrame,
+) -> Truth:
     """Assemble the truth from generated frames (intercept calibrated afterwards)."""
     rng = _rng(seed, 4)
     hour_effect, topic_hour = build_time_tables()
@@ -60,12 +66,23 @@ def build_truth(seed: int, users: pd.DataFrame, world_users_frame: pd.DataFrame,
     size = np.array([P.TOPIC_COUNTS[t] / len(P.SUBTOPIC_NAMES_BY_TOPIC[t]) for t, _ in P.SUBTOPIC_NAMES])
     w -= size @ w / size.sum()
     draft = Truth(
-        seed=seed, intercept=0.0, user_ids=np.array([]), post_ids=np.array([]),
-        user_base=np.array([]), user_taste=np.array([]), user_z=np.array([]),
-        post_topic=np.array([]), post_subtopic=np.array([]), post_quality=np.array([]),
-        subtopic_w=w, topic_effect=np.zeros(len(P.TOPICS)),
-        hour_effect=hour_effect, topic_hour=topic_hour, mood_sd=P.USER_DAY_MOOD_SD,
-        rise=P.DECEMBER_RISE, liked_effect=P.ALREADY_LIKED_EFFECT,
+        seed=seed,
+        intercept=0.0,
+        user_ids=np.array([]),
+        post_ids=np.array([]),
+        user_base=np.array([]),
+        user_taste=np.array([]),
+        user_z=np.array([]),
+        post_topic=np.array([]),
+        post_subtopic=np.array([]),
+        post_quality=np.array([]),
+        subtopic_w=w,
+        topic_effect=np.zeros(len(P.TOPICS)),
+        hour_effect=hour_effect,
+        topic_hour=topic_hour,
+        mood_sd=P.USER_DAY_MOOD_SD,
+        rise=P.DECEMBER_RISE,
+        liked_effect=P.ALREADY_LIKED_EFFECT,
     )
     return Truth.from_frames(users, world_users_frame, posts, world_posts_frame, draft.params_record())
 
@@ -100,7 +117,7 @@ def synthesize(engine: Engine, scale: P.Scale, seed: int, *, replace: bool = Fal
     bulk_insert(engine, post_text_df, posts)
     bulk_insert(engine, world_users, users_truth)
     bulk_insert(engine, world_posts, posts_truth)
-    record = truth.params_record()
+    record = {**truth.params_record(), "scale": json.dumps(scale.name)}
     bulk_insert(engine, world_params, pd.DataFrame({"key": list(record), "value": list(record.values())}))
 
     n_views = views_per_user(len(users), scale, _rng(seed, 6))
@@ -112,5 +129,7 @@ def synthesize(engine: Engine, scale: P.Scale, seed: int, *, replace: bool = Fal
         bulk_insert(engine, feed_data, frame)
         feed_rows += len(frame)
     with engine.begin() as conn:
-        conn.execute(text('CREATE INDEX IF NOT EXISTS feed_data_user_time ON feed_data (user_id, "timestamp")'))
+        conn.execute(
+            text('CREATE INDEX IF NOT EXISTS feed_data_user_time ON feed_data (user_id, "timestamp")')
+        )
     return SynthReport(scale.name, seed, len(users), len(posts), feed_rows, time.perf_counter() - started)

@@ -27,7 +27,9 @@ def load_truth(engine: Engine) -> Truth:
     world_users = read_frame(engine, "SELECT * FROM world_users")
     world_posts = read_frame(engine, "SELECT * FROM world_posts")
     params = read_frame(engine, "SELECT key, value FROM world_params")
-    return Truth.from_frames(users, world_users, posts, world_posts, dict(zip(params["key"], params["value"], strict=True)))
+    return Truth.from_frames(
+        users, world_users, posts, world_posts, dict(zip(params["key"], params["value"], strict=True))
+    )
 
 
 def first_like_times(engine: Engine, user_ids: np.ndarray | None = None) -> pd.DataFrame:

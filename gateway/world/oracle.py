@@ -17,7 +17,9 @@ class OracleRanker:
         self.user_map = truth.user_index(store.user_ids)
         self.post_map = truth.post_index(store.post_ids)
 
-    def like_prob(self, user_idx: np.ndarray, seconds: np.ndarray, post_idx: np.ndarray | None = None) -> np.ndarray:
+    def like_prob(
+        self, user_idx: np.ndarray, seconds: np.ndarray, post_idx: np.ndarray | None = None
+    ) -> np.ndarray:
         """True p for (request x catalogue), or for (request, post) pairs when ``post_idx`` given."""
         users = self.user_map[np.asarray(user_idx)]
         if post_idx is None:

@@ -27,18 +27,24 @@ def read_pairs(path: Path) -> pd.DataFrame:
         raise PairsFileError(f"{path}: not a readable CSV file ({exc})") from exc
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
-        raise PairsFileError(f"{path}: missing column(s) {', '.join(missing)}; expected header user_id,post_id,timestamp")
+        raise PairsFileError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected header user_id,post_id,timestamp"
+        )
     for name in ("user_id", "post_id"):
         values = pd.to_numeric(frame[name], errors="coerce")
         bad = values.isna() | (values != values.round())
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise PairsFileError(f"{path}: row {row + 2}: {name} {frame[name].iloc[row]!r} is not an integer id")
+            raise PairsFileError(
+                f"{path}: row {row + 2}: {name} {frame[name].iloc[row]!r} is not an integer id"
+            )
         frame[name] = values.astype(np.int64)
     stamps = pd.to_datetime(frame["timestamp"], errors="coerce", format="ISO8601")
     if stamps.isna().any():
         row = int(np.flatnonzero(stamps.isna().to_numpy())[0])
-        raise PairsFileError(f"{path}: row {row + 2}: timestamp {frame['timestamp'].iloc[row]!r} is not an ISO datetime")
+        raise PairsFileError(
+            f"{path}: row {row + 2}: timestamp {frame['timestamp'].iloc[row]!r} is not an ISO datetime"
+        )
     if stamps.dt.tz is not None:
         stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
     frame["timestamp"] = stamps.astype("datetime64[s]")

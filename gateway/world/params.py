@@ -12,11 +12,22 @@ from datetime import datetime
 from gateway.world.vocab import SUBTOPICS
 
 TOPICS: tuple[str, ...] = (
-    "business", "covid", "entertainment", "movie", "politics", "sport", "tech",
+    "business",
+    "covid",
+    "entertainment",
+    "movie",
+    "politics",
+    "sport",
+    "tech",
 )
 TOPIC_COUNTS = {
-    "movie": 3000, "covid": 1799, "business": 510, "sport": 510,
-    "politics": 417, "tech": 401, "entertainment": 386,
+    "movie": 3000,
+    "covid": 1799,
+    "business": 510,
+    "sport": 510,
+    "politics": 417,
+    "tech": 401,
+    "entertainment": 386,
 }
 NEWS_TOPICS = ("business", "entertainment", "politics", "sport", "tech")
 
@@ -27,16 +38,41 @@ SUBTOPIC_NAMES_BY_TOPIC = {t: tuple(SUBTOPICS[t]) for t in TOPICS}
 LATENT_DIM = 3
 
 COUNTRY_COUNTS = {
-    "Russia": 143_035, "Ukraine": 8_273, "Belarus": 3_293, "Kazakhstan": 3_172,
-    "Turkey": 1_606, "Finland": 1_599, "Azerbaijan": 1_542, "Estonia": 178,
-    "Latvia": 175, "Cyprus": 170, "Switzerland": 162,
+    "Russia": 143_035,
+    "Ukraine": 8_273,
+    "Belarus": 3_293,
+    "Kazakhstan": 3_172,
+    "Turkey": 1_606,
+    "Finland": 1_599,
+    "Azerbaijan": 1_542,
+    "Estonia": 178,
+    "Latvia": 175,
+    "Cyprus": 170,
+    "Switzerland": 162,
 }
 TOTAL_CITIES = 3_915
 # Real names head each country's list; the long tail gets generated names.
 CITY_HEADS = {
-    "Russia": ["Moscow", "Saint Petersburg", "Novosibirsk", "Yekaterinburg", "Kazan",
-               "Nizhniy Novgorod", "Chelyabinsk", "Samara", "Omsk", "Voronezh", "Rostov",
-               "Ufa", "Krasnoyarsk", "Perm", "Volgograd", "Krasnodar", "Saratov", "Tyumen"],
+    "Russia": [
+        "Moscow",
+        "Saint Petersburg",
+        "Novosibirsk",
+        "Yekaterinburg",
+        "Kazan",
+        "Nizhniy Novgorod",
+        "Chelyabinsk",
+        "Samara",
+        "Omsk",
+        "Voronezh",
+        "Rostov",
+        "Ufa",
+        "Krasnoyarsk",
+        "Perm",
+        "Volgograd",
+        "Krasnodar",
+        "Saratov",
+        "Tyumen",
+    ],
     "Ukraine": ["Kyiv", "Kharkiv", "Odesa", "Dnipro", "Lviv", "Zaporizhzhia"],
     "Belarus": ["Minsk", "Gomel", "Mogilev", "Vitebsk", "Grodno", "Brest"],
     "Kazakhstan": ["Almaty", "Nur-Sultan", "Shymkent", "Karagandy", "Aktobe"],
@@ -60,8 +96,7 @@ FEED_START = datetime(2021, 10, 1)
 FEED_DAYS = 90  # 2021-10-01 ... 2021-12-29
 FIRST_HOUR, LAST_HOUR = 6, 23
 # Relative activity per hour 06..23, peaking 19-21 h.
-HOURLY_ACTIVITY = (2.0, 3.0, 4.0, 4.5, 5.0, 5.0, 5.5, 5.5, 5.5, 5.5, 6.0, 6.5, 7.5, 9.0,
-                   9.5, 9.0, 7.0, 5.0)
+HOURLY_ACTIVITY = (2.0, 3.0, 4.0, 4.5, 5.0, 5.0, 5.5, 5.5, 5.5, 5.5, 6.0, 6.5, 7.5, 9.0, 9.5, 9.0, 7.0, 5.0)
 
 POST_ID_SPAN = 7_319
 FULL_POSTS = 7_023
@@ -98,18 +133,49 @@ TARGET_LIKE_RATE = 0.119
 EXP_GROUP_EFFECT = (-0.21, 0.19, 0.19, -0.21, 0.0)
 GENDER_EFFECT = (-0.07, 0.06)
 COUNTRY_EFFECT = {
-    "Russia": 0.0, "Ukraine": 0.40, "Belarus": 0.42, "Kazakhstan": 0.55, "Turkey": 0.42,
-    "Finland": 0.40, "Azerbaijan": 0.45, "Estonia": 0.42, "Latvia": 0.42, "Cyprus": 0.44,
+    "Russia": 0.0,
+    "Ukraine": 0.40,
+    "Belarus": 0.42,
+    "Kazakhstan": 0.55,
+    "Turkey": 0.42,
+    "Finland": 0.40,
+    "Azerbaijan": 0.45,
+    "Estonia": 0.42,
+    "Latvia": 0.42,
+    "Cyprus": 0.44,
     "Switzerland": 0.44,
 }
 # Like rate on views per topic (tech lowest, sport 0.122); offsets are solved numerically.
 TOPIC_TARGET_RATE = {
-    "business": 0.116, "covid": 0.119, "entertainment": 0.121, "movie": 0.121,
-    "politics": 0.117, "sport": 0.122, "tech": 0.102,
+    "business": 0.116,
+    "covid": 0.119,
+    "entertainment": 0.121,
+    "movie": 0.121,
+    "politics": 0.117,
+    "sport": 0.122,
+    "tech": 0.102,
 }
 # Hour-of-day effect (06..23): low at 10-14 h, high at 19-21 h.
-HOUR_EFFECT = (-0.05, -0.05, -0.05, -0.05, -0.11, -0.11, -0.11, -0.11, -0.11, 0.0, 0.0, 0.0,
-               0.05, 0.21, 0.21, 0.21, 0.08, 0.05)
+HOUR_EFFECT = (
+    -0.05,
+    -0.05,
+    -0.05,
+    -0.05,
+    -0.11,
+    -0.11,
+    -0.11,
+    -0.11,
+    -0.11,
+    0.0,
+    0.0,
+    0.0,
+    0.05,
+    0.21,
+    0.21,
+    0.21,
+    0.08,
+    0.05,
+)
 # Topic x time-of-day interactions: news in the morning, films in the evening.
 MORNING_TOPICS = {"business": 0.15, "politics": 0.15, "covid": 0.10}
 EVENING_TOPICS = {"movie": 0.15, "entertainment": 0.12}

@@ -97,7 +97,9 @@ class Truth:
         hours, days, time_effect = time_effects(seconds, self.hour_effect, self.rise)
         topic = self.post_topic[post_idx]
         mood = self.mood_sd * standard_normal_from_keys(self.seed, self.user_ids[user_idx], days + 1000)
-        match = np.einsum("...k,...k->...", self.user_z[user_idx], self.subtopic_w[self.post_subtopic[post_idx]])
+        match = np.einsum(
+            "...k,...k->...", self.user_z[user_idx], self.subtopic_w[self.post_subtopic[post_idx]]
+        )
         value = (
             self.intercept
             + self.user_base[user_idx]

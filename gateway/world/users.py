@@ -7,7 +7,34 @@ import pandas as pd
 
 from gateway.world import params as P
 
-_SYLLABLES = ["no", "vo", "ka", "ra", "li", "ma", "sa", "to", "be", "re", "go", "zo", "pe", "ne", "ky", "ta", "lo", "mi", "ya", "du", "so", "ro", "ve", "ni", "ko", "ga"]
+_SYLLABLES = [
+    "no",
+    "vo",
+    "ka",
+    "ra",
+    "li",
+    "ma",
+    "sa",
+    "to",
+    "be",
+    "re",
+    "go",
+    "zo",
+    "pe",
+    "ne",
+    "ky",
+    "ta",
+    "lo",
+    "mi",
+    "ya",
+    "du",
+    "so",
+    "ro",
+    "ve",
+    "ni",
+    "ko",
+    "ga",
+]
 _SUFFIXES = {
     "Russia": ["sk", "ovo", "evo", "grad", "insk", "ino", "ovka"],
     "Ukraine": ["iv", "ivka", "opil", "ychi"],
@@ -73,8 +100,12 @@ def generate_users(n_users: int, rng: np.random.Generator) -> pd.DataFrame:
 
 # Topic taste that demographics explain: (per 10 years of age above 27, gender 1 shift).
 _TASTE_DEMOGRAPHICS = {
-    "business": (0.08, 0.05), "covid": (0.06, -0.05), "entertainment": (-0.10, -0.12),
-    "movie": (-0.06, -0.02), "politics": (0.12, 0.04), "sport": (-0.04, 0.22),
+    "business": (0.08, 0.05),
+    "covid": (0.06, -0.05),
+    "entertainment": (-0.10, -0.12),
+    "movie": (-0.06, -0.02),
+    "politics": (0.12, 0.04),
+    "sport": (-0.04, 0.22),
     "tech": (-0.02, 0.18),
 }
 
@@ -83,7 +114,9 @@ def generate_user_truth(users: pd.DataFrame, rng: np.random.Generator) -> pd.Dat
     """Hidden per-user truth: propensity, topic tastes, latent taste vector z."""
     n = len(users)
     age10 = (users["age"].to_numpy() - 27.0) / 10.0
-    gender = users["gender"].to_numpy().astype(float) - P.GENDER_1_SHARE  # centred: tastes keep marginal rates
+    gender = (
+        users["gender"].to_numpy().astype(float) - P.GENDER_1_SHARE
+    )  # centred: tastes keep marginal rates
     frame = {"user_id": users["user_id"].to_numpy(), "propensity": rng.normal(0, P.USER_PROPENSITY_SD, n)}
     for topic in P.TOPICS:
         a_age, a_gender = _TASTE_DEMOGRAPHICS[topic]

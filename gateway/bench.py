@@ -1,0 +1,113 @@
+"""``recsys bench``: a closed-loop load generator against a running gateway.
+
+Each of ``concurrency`` threads keeps one HTTP connection and sends requests back to back;
+latency is measured at the client. Figures are reported overall and per arm (X-Exp-Group).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass
+class BenchResult:
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: dict[str, list[float]]
+    statuses: dict[int, int]
+
+    def summary(self) -> dict:
+        def stats(values: list[float]) -> dict:
+            if not values:
+                return {"count": 0}
+            a = np.asarray(values)
+            return {
+                "count": len(a),
+                "p50_ms": round(float(np.percentile(a, 50)), 2),
+                "p95_ms": round(float(np.percentile(a, 95)), 2),
+                "p99_ms": round(float(np.percentile(a, 99)), 2),
+                "mean_ms": round(float(a.mean()), 2),
+                "throughput_rps": round(len(a) / self.seconds, 1),
+            }
+
+        everything = [v for values in self.latencies_ms.values() for v in values]
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 2),
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "overall": stats(everything),
+            "arms": {arm: stats(values) for arm, values in sorted(self.latencies_ms.items())},
+        }
+
+
+def run_bench(
+    url: str,
+    user_ids: np.ndarray,
+    time_range: tuple[int, int],
+    *,
+    requests: int,
+    concurrency: int,
+    seed: int = 0,
+    limit: int = 5,
+    timeout: float = 10.0,
+    warmup: int = 20,
+) -> BenchResult:
+    rng = np.random.default_rng(seed)
+    users = rng.choice(user_ids, requests + warmup)
+    times = rng.integers(time_range[0], time_range[1], requests + warmup)
+    stamps = [np.datetime64(int(t), "s").astype(str) for t in times]
+    latencies: dict[str, list[float]] = {}
+    statuses: dict[int, int] = {}
+    errors = 0
+    lock = threading.Lock()
+    counter = iter(range(warmup, requests + warmup))
+    base = url.rstrip("/") + "/post/recommendations/"
+
+    try:
+        with httpx.Client(timeout=timeout) as warm:
+            for i in range(warmup):
+                warm.get(base, params={"id": int(users[i]), "time": stamps[i], "limit": limit})
+    except httpx.HTTPError as exc:
+        raise BenchError(f"cannot reach the gateway at {url}: {exc}") from None
+
+    def worker() -> None:
+        nonlocal errors
+        with httpx.Client(timeout=timeout) as client:
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                started = time.perf_counter()
+                try:
+                    r = client.get(base, params={"id": int(users[i]), "time": stamps[i], "limit": limit})
+                    elapsed = (time.perf_counter() - started) * 1000
+                    with lock:
+                        statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                        if r.status_code == 200:
+                            latencies.setdefault(r.headers.get("X-Exp-Group", "?"), []).append(elapsed)
+                        else:
+                            errors += 1
+                except httpx.HTTPError:
+                    with lock:
+                        errors += 1
+                        statuses[0] = statuses.get(0, 0) + 1
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return BenchResult(requests, errors, time.perf_counter() - started, latencies, statuses)

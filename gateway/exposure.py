@@ -1,0 +1,270 @@
+"""The exposure log: every served recommendation, written off the request path.
+
+Requests put an ``Exposure`` on an in-memory queue (never blocking). A background thread
+writes batches to the ``exposures`` table; when the database fails, the batch is appended
+to a local JSONL spill file and replayed once the database answers again. Inserts are
+idempotent on ``request_id`` (ON CONFLICT DO NOTHING), so a replay never duplicates rows.
+``close()`` drains the queue: nothing is lost on a graceful stop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy import Boolean, Column, DateTime, Engine, Float, Integer, MetaData, String, Table, Text, text
+
+log = logging.getLogger("gateway.exposure")
+
+exposure_metadata = MetaData()
+exposures = Table(
+    "exposures",
+    exposure_metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("served_at", DateTime, nullable=False),
+    Column("request_time", DateTime, nullable=False),
+    Column("user_id", Integer, nullable=False, index=True),
+    Column("experiment", String(128), nullable=False),
+    Column("arm", String(64), nullable=False),
+    Column("bucket", Float, nullable=False),
+    Column("in_experiment", Boolean, nullable=False),
+    Column("model_version", String(128), nullable=False),
+    Column("post_ids", Text, nullable=False),  # JSON list, in served order
+    Column("latency_ms", Float, nullable=False),
+    Column("topic", String(32), nullable=True),
+    Column("mood", String(200), nullable=True),
+    Column("cold_start", Boolean, nullable=False, default=False),
+)
+_COLUMNS = [c.name for c in exposures.columns]
+
+
+@dataclass
+class Exposure:
+    request_id: str
+    served_at: datetime
+    request_time: datetime
+    user_id: int
+    experiment: str
+    arm: str
+    bucket: float
+    in_experiment: bool
+    model_version: str
+    post_ids: list[int]
+    latency_ms: float
+    topic: str | None = None
+    mood: str | None = None
+    cold_start: bool = False
+
+    def to_row(self) -> dict:
+        row = asdict(self)
+        row["post_ids"] = json.dumps(self.post_ids)
+        return row
+
+    def to_json(self) -> str:
+        row = self.to_row()
+        row["served_at"] = self.served_at.isoformat()
+        row["request_time"] = self.request_time.isoformat()
+        return json.dumps(row)
+
+    @classmethod
+    def from_json(cls, line: str) -> Exposure:
+        row = json.loads(line)
+        row["served_at"] = datetime.fromisoformat(row["served_at"])
+        row["request_time"] = datetime.fromisoformat(row["request_time"])
+        row["post_ids"] = json.loads(row["post_ids"])
+        return cls(**row)
+
+
+class ExposureSink(Protocol):
+    def write(self, batch: list[Exposure]) -> None: ...
+
+
+class SqlExposureSink:
+    """Writes to ``exposures`` in the configured database; idempotent on request_id."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        names = ", ".join(_COLUMNS)
+        values = ", ".join(f":{c}" for c in _COLUMNS)
+        self._insert = text(
+            f"INSERT INTO exposures ({names}) VALUES ({values}) ON CONFLICT (request_id) DO NOTHING"
+        )
+        self._ready = False
+
+    def ensure_table(self) -> None:
+        exposure_metadata.create_all(self.engine, tables=[exposures])
+        self._ready = True
+
+    def write(self, batch: list[Exposure]) -> None:
+        if not self._ready:
+            self.ensure_table()
+        with self.engine.begin() as conn:
+            conn.execute(self._insert, [e.to_row() for e in batch])
+
+
+class MemoryExposureSink:
+    """In-memory twin for tests; ``fail`` simulates a database outage."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Exposure] = {}
+        self.fail = False
+
+    def write(self, batch: list[Exposure]) -> None:
+        if self.fail:
+            raise ConnectionError("simulated outage")
+        for e in batch:
+            self.rows.setdefault(e.request_id, e)
+
+
+@dataclass
+class WriterStats:
+    enqueued: int = 0
+    written: int = 0
+    spilled: int = 0
+    replayed: int = 0
+    dropped: int = 0
+    degraded: bool = False
+    last_error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class ExposureWriter:
+    """Background batch writer with a JSONL spill for outages."""
+
+    def __init__(
+        self,
+        sink: ExposureSink,
+        spill_path: Path,
+        *,
+        batch_size: int = 500,
+        flush_interval: float = 0.5,
+        max_queue: int = 200_000,
+    ) -> None:
+        self.sink = sink
+        self.spill_path = Path(spill_path)
+        self.spill_path.parent.mkdir(parents=True, exist_ok=True)
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.queue: queue.Queue[Exposure] = queue.Queue(maxsize=max_queue)
+        self.stats = WriterStats()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # guards the spill file
+        self._thread = threading.Thread(target=self._run, name="exposure-writer", daemon=True)
+
+    def start(self) -> ExposureWriter:
+        self._thread.start()
+        return self
+
+    def submit(self, exposure: Exposure) -> None:
+        """Never blocks: when the queue is full the exposure goes straight to the spill file."""
+        try:
+            self.queue.put_nowait(exposure)
+            self.stats.enqueued += 1
+        except queue.Full:
+            self._spill([exposure])
+
+    # -- internals -----------------------------------------------------------------------
+    def _drain(self, limit: int) -> list[Exposure]:
+        batch = []
+        while len(batch) < limit:
+            try:
+                batch.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _spill(self, batch: list[Exposure]) -> None:
+        with self._lock, self.spill_path.open("a") as f:
+            for e in batch:
+                f.write(e.to_json() + "\n")
+            f.flush()
+        self.stats.spilled += len(batch)
+
+    def _write(self, batch: list[Exposure]) -> bool:
+        try:
+            return self._write_or_spill(batch)
+        finally:
+            for _ in batch:
+                self.queue.task_done()
+
+    def _write_or_spill(self, batch: list[Exposure]) -> bool:
+        try:
+            self.sink.write(batch)
+        except Exception as exc:  # noqa: BLE001 - any sink failure means: spill and retry later
+            self.stats.degraded = True
+            self.stats.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            log.warning(
+                "exposure sink failed (%s); spilling %d rows to %s",
+                self.stats.last_error,
+                len(batch),
+                self.spill_path,
+            )
+            self._spill(batch)
+            return False
+        self.stats.written += len(batch)
+        return True
+
+    def replay_spill(self) -> int:
+        """Write the spill file back to the sink; keep it if the sink still fails."""
+        with self._lock:
+            if not self.spill_path.exists() or self.spill_path.stat().st_size == 0:
+                return 0
+            pending = self.spill_path.with_suffix(".replaying")
+            self.spill_path.replace(pending)
+        lines = [line for line in pending.read_text().splitlines() if line.strip()]
+        batch = [Exposure.from_json(line) for line in lines]
+        try:
+            for start in range(0, len(batch), self.batch_size):
+                self.sink.write(batch[start : start + self.batch_size])
+        except Exception as exc:  # noqa: BLE001
+            with self._lock, self.spill_path.open("a") as f:
+                f.write("\n".join(lines) + "\n")
+            pending.unlink()
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            return 0
+        pending.unlink()
+        self.stats.replayed += len(batch)
+        self.stats.degraded = False
+        return len(batch)
+
+    def _run(self) -> None:
+        last_replay = 0.0
+        while not self._stop.is_set():
+            batch = self._drain(self.batch_size)
+            if batch:
+                ok = self._write(batch)
+                if ok and self.stats.degraded:
+                    self.replay_spill()
+            else:
+                self._stop.wait(self.flush_interval)
+            if time.monotonic() - last_replay > 5.0:
+                last_replay = time.monotonic()
+                if self.spill_path.exists():
+                    self.replay_spill()
+        self._flush_all()
+
+    def _flush_all(self) -> None:
+        while batch := self._drain(self.batch_size):
+            self._write(batch)
+        self.replay_spill()
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until everything queued so far has been written (or spilled)."""
+        deadline = time.monotonic() + timeout
+        while self.queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the thread after writing everything queued; spill what cannot be written."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        else:
+            self._flush_all()

@@ -1,0 +1,95 @@
+"""``recsys demo``: the main job end to end on one database (the embedded default by default)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.config import Settings
+from gateway.progress import stderr
+from gateway.storage import connect, read_frame
+
+
+@dataclass
+class PipelineReport:
+    db_url: str
+    world: str
+    steps: dict[str, float] = field(default_factory=dict)
+    evaluation: dict | None = None
+    models: dict[str, str] = field(default_factory=dict)
+    features: str = ""
+
+
+def run_pipeline(
+    settings: Settings, db_url: str, *, scale: str, seed: int, fresh: bool, requests: int, report_path: Path
+) -> PipelineReport:
+    from gateway.evaluation import evaluate
+    from gateway.features.offline import build_feature_store
+    from gateway.features.online import FeatureStore
+    from gateway.rankers.registry import load_ranker
+    from gateway.training import train_arm
+    from gateway.world.generate import synthesize, world_exists
+    from gateway.world.load import load_truth
+    from gateway.world.oracle import OracleRanker
+    from gateway.world.params import SCALES
+
+    engine = connect(db_url, create=True)
+    report = PipelineReport(db_url=engine.url.render_as_string(), world="")
+
+    def step(name: str, func):
+        stderr.rule(f"[bold]{name}")
+        started = time.perf_counter()
+        result = func()
+        report.steps[name] = round(time.perf_counter() - started, 1)
+        return result
+
+    if fresh or not world_exists(engine):
+        step("world", lambda: synthesize(engine, SCALES[scale], seed, replace=True))
+    params = read_frame(engine, "SELECT key, value FROM world_params")
+    values = dict(zip(params["key"], params["value"], strict=True))
+    world_scale = json.loads(values["scale"]) if "scale" in values else "?"
+    report.world = f"scale {world_scale}, seed {json.loads(values['seed'])}"
+    store_dir = step(
+        "features",
+        lambda: build_feature_store(engine, settings.paths.features_dir, seed=settings.training.seed),
+    )
+    store = FeatureStore.load(store_dir)
+    report.features = store.version
+    for arm in settings.experiment.arms:
+        manifest = step(
+            f"train {arm.name}",
+            lambda arm=arm: train_arm(
+                arm.name,
+                store,
+                arm.model,
+                seed=settings.training.seed,
+                max_rows=settings.training.max_train_rows,
+                validation_days=settings.training.validation_days,
+                evaluation_days=settings.training.evaluation_days,
+            ),
+        )
+        report.models[arm.name] = manifest["model_version"]
+    models = {
+        arm.name: load_ranker(arm.model, store.manifest["feature_set_version"])
+        for arm in settings.experiment.arms
+    }
+    oracle = OracleRanker(load_truth(engine), store)
+    result = step(
+        "evaluate",
+        lambda: evaluate(
+            store,
+            models,
+            oracle,
+            requests=requests,
+            seed=seed,
+            dump=report_path.with_suffix(".csv"),
+            evaluation_days=settings.training.evaluation_days,
+            validation_days=settings.training.validation_days,
+        ),
+    )
+    report.evaluation = result.as_json()
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(report.__dict__, indent=1))
+    return report

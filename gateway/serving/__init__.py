@@ -1,0 +1,1 @@
+"""The HTTP gateway: assignment, routing to an arm's ranker, exposure logging, model swap."""

@@ -1,0 +1,135 @@
+"""The FastAPI application: ``create_app`` builds it, the lifespan loads everything heavy.
+
+Start-up loads the feature store (online lookup, in memory), the catalogue, and every arm's
+model, validated; the exposure writer starts and replays any spill left by earlier runs.
+Shutdown stops taking requests (uvicorn), then flushes the exposure log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from gateway.config import Settings, load_settings
+from gateway.exposure import Exposure, ExposureSink, ExposureWriter, SqlExposureSink
+from gateway.features.offline import current_store_dir
+from gateway.features.online import FeatureStore
+from gateway.serving.metrics import Metrics
+from gateway.serving.routes import catalogue, ops, recommendations
+from gateway.serving.state import Catalogue, ReloadError, ServingState, build_snapshot
+from gateway.storage.engine import make_engine
+
+log = logging.getLogger("gateway.serving")
+
+
+def _claim_orphan_spills(spill_dir: Path, own: Path, writer: ExposureWriter) -> int:
+    """Requeue spill files left by earlier processes (each claimed by an atomic rename)."""
+    count = 0
+    for path in sorted(spill_dir.glob("exposures-*.jsonl")):
+        if path == own:
+            continue
+        claimed = path.with_name(f"{path.name}.claimed-{os.getpid()}")
+        try:
+            path.rename(claimed)
+        except OSError:
+            continue  # another worker took it
+        for line in claimed.read_text().splitlines():
+            if line.strip():
+                writer.submit(Exposure.from_json(line))
+                count += 1
+        writer.flush()
+        claimed.unlink()
+    return count
+
+
+def create_app(
+    settings: Settings | None = None,
+    config_path: str | Path | None = None,
+    exposure_sink: ExposureSink | None = None,
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        cfg = settings or load_settings(config_path)
+        store_dir = current_store_dir(cfg.paths.features_dir)
+        store = FeatureStore.load(store_dir)
+        app.state.store = store
+        app.state.catalogue = Catalogue.load(store_dir, store)
+        app.state.serving = ServingState(build_snapshot(config_path, store, cfg))
+        app.state.config_path = config_path
+        app.state.engine = make_engine(cfg.database.url)
+        sink = exposure_sink or SqlExposureSink(app.state.engine)
+        spill = Path(cfg.paths.spill_dir) / f"exposures-{os.getpid()}.jsonl"
+        writer = ExposureWriter(sink, spill).start()
+        app.state.writer = writer
+        recovered = _claim_orphan_spills(Path(cfg.paths.spill_dir), spill, writer)
+        if recovered:
+            log.info("replayed %d exposures left by an earlier run", recovered)
+        app.state.metrics.watch_exposures(writer)
+        _install_sighup(app, store)
+        try:
+            yield
+        finally:
+            writer.close()
+            app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Recsys A/B gateway",
+        version="1.0",
+        description="Assigns each user to an arm, serves that arm's ranking of the feed, logs every exposure.",
+        lifespan=lifespan,
+    )
+    app.state.metrics = Metrics()
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "path", "body"))
+            problems.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+        return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        app.state.metrics.errors.labels(request.url.path, "unknown", "unknown", "500").inc()
+        return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
+
+    app.include_router(recommendations.router)
+    app.include_router(catalogue.router)
+    app.include_router(ops.router)
+    return app
+
+
+def _install_sighup(app: FastAPI, store: FeatureStore) -> None:
+    """SIGHUP reloads config and models, like POST /admin/reload (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame) -> None:
+        def work() -> None:
+            try:
+                app.state.serving.reload(app.state.config_path, store)
+                app.state.metrics.reloads.labels("ok").inc()
+                log.warning("SIGHUP: reloaded %s", app.state.serving.snapshot.versions)
+            except ReloadError as exc:
+                app.state.metrics.reloads.labels("rejected").inc()
+                log.error("SIGHUP: reload rejected, still serving the previous models: %s", exc)
+
+        threading.Thread(target=work, name="sighup-reload", daemon=True).start()
+
+    with contextlib.suppress(ValueError, OSError):  # not on the main thread / platform
+        signal.signal(signal.SIGHUP, handler)
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` with several workers: config from RECSYS_CONFIG."""
+    return create_app(config_path=os.environ.get("RECSYS_CONFIG"))

@@ -1,0 +1,57 @@
+"""Prometheus metrics: requests, latency and errors per arm and model version, plus the log."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+from gateway.exposure import ExposureWriter
+
+LATENCY_BUCKETS = (0.002, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "recsys_requests_total",
+            "Requests served, by endpoint, arm, model version and status",
+            ["endpoint", "arm", "model_version", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "recsys_request_latency_seconds",
+            "Recommendation latency inside the server",
+            ["arm", "model_version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "recsys_errors_total",
+            "Requests that ended in an error, by arm and model version",
+            ["endpoint", "arm", "model_version", "status"],
+            registry=self.registry,
+        )
+        self.reloads = Counter(
+            "recsys_reloads_total", "Model/config reloads by outcome", ["outcome"], registry=self.registry
+        )
+
+    def watch_exposures(self, writer: ExposureWriter) -> None:
+        self.registry.register(_ExposureCollector(writer))
+
+
+class _ExposureCollector:
+    def __init__(self, writer: ExposureWriter) -> None:
+        self.writer = writer
+
+    def collect(self):
+        stats = self.writer.stats
+        for name, value, doc in (
+            ("recsys_exposures_enqueued", stats.enqueued, "Exposures accepted from requests"),
+            ("recsys_exposures_written", stats.written, "Exposures written to the database"),
+            ("recsys_exposures_spilled", stats.spilled, "Exposures written to the local spill file"),
+            ("recsys_exposures_replayed", stats.replayed, "Spilled exposures replayed into the database"),
+            ("recsys_exposure_queue", self.writer.queue.qsize(), "Exposures waiting in memory"),
+            ("recsys_exposure_log_degraded", int(stats.degraded), "1 while the database is failing"),
+        ):
+            yield GaugeMetricFamily(name, doc, value=value)

@@ -1,0 +1,74 @@
+"""Request and response models (documented in the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class PostOut(BaseModel):
+    id: int = Field(description="post_id")
+    text: str
+    topic: str
+
+
+class RecommendationResponse(BaseModel):
+    exp_group: str = Field(description="The arm that served this request: control or test")
+    recommendations: list[PostOut]
+
+
+class UserOut(BaseModel):
+    user_id: int
+    gender: int
+    age: int
+    country: str
+    city: str
+    exp_group: int
+    os: str
+    source: str
+
+
+class FeedAction(BaseModel):
+    timestamp: str
+    user_id: int
+    post_id: int
+    action: str
+    target: int
+
+
+class SimilarPost(PostOut):
+    similarity: float
+
+
+class ArmOut(BaseModel):
+    name: str
+    weight: float
+    model_path: str
+    model_version: str
+
+
+class ExperimentOut(BaseModel):
+    name: str
+    enabled: bool
+    scheme: str
+    salt: str
+    coverage: float
+    arms: list[ArmOut]
+    overrides: int = Field(description="Number of forced user overrides")
+    loaded_at: str
+    feature_store_version: str
+
+
+class Message(BaseModel):
+    detail: str
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    models: dict[str, str]
+    feature_store_version: str
+    exposure_log: dict
+
+
+class ReloadOut(BaseModel):
+    reloaded: bool
+    models: dict[str, str]

@@ -1,0 +1,127 @@
+"""What the gateway serves with: an immutable snapshot (experiment + loaded rankers) that a
+reload replaces atomically. A request takes one reference at its start and finishes on it."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gateway.assignment import Experiment
+from gateway.config import ConfigError, Settings, load_settings
+from gateway.features.online import FeatureStore
+from gateway.rankers.registry import ModelError, load_ranker
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Post texts and topics by dense post index (from the feature store's artifacts)."""
+
+    post_ids: np.ndarray
+    texts: list[str]
+    topics: list[str]
+    topic_codes: np.ndarray
+    topic_names: list[str]
+
+    @classmethod
+    def load(cls, store_dir: Path, store: FeatureStore) -> Catalogue:
+        frame = pd.read_parquet(store_dir / "post_texts.parquet").sort_values("post_id")
+        if not np.array_equal(frame["post_id"].to_numpy(), store.post_ids):
+            raise ModelError(f"{store_dir}: post_texts.parquet does not match the store's posts")
+        return cls(
+            post_ids=store.post_ids,
+            texts=frame["text"].tolist(),
+            topics=frame["topic"].tolist(),
+            topic_codes=store.posts["topic"],
+            topic_names=list(store.manifest["vocabularies"]["topic"]),
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    experiment: Experiment
+    rankers: dict
+    versions: dict[str, str]
+    config_path: str
+    loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+class ReloadError(RuntimeError):
+    pass
+
+
+def experiment_from(settings: Settings) -> Experiment:
+    e = settings.experiment
+    return Experiment(
+        name=e.name,
+        salt=e.salt,
+        arms=tuple(a.name for a in e.arms),
+        weights=tuple(a.weight for a in e.arms),
+        scheme=e.scheme,
+        coverage=e.coverage,
+        enabled=e.enabled,
+        overrides=dict(e.overrides),
+    )
+
+
+def build_snapshot(
+    config_path: str | Path | None, store: FeatureStore, settings: Settings | None = None
+) -> Snapshot:
+    """Load and fully validate a configuration and its models; raise ReloadError if anything is off."""
+    try:
+        settings = settings or load_settings(config_path)
+        experiment = experiment_from(settings)
+    except (ConfigError, ValueError) as exc:
+        raise ReloadError(f"invalid config: {exc}") from exc
+    rankers, versions = {}, {}
+    probe_user = np.array([0])
+    probe_time = np.array([store.manifest["day0"] + 86400 * max(store.manifest["days"] - 1, 0) + 12 * 3600])
+    for arm in settings.experiment.arms:
+        try:
+            ranker = load_ranker(arm.model, store.manifest["feature_set_version"])
+            scores = ranker.score(store, probe_user, probe_time)
+        except ModelError as exc:
+            raise ReloadError(f"arm {arm.name}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - a model that cannot score is rejected, whatever the cause
+            raise ReloadError(
+                f"arm {arm.name}: model failed a probe prediction ({type(exc).__name__}: {exc})"
+            ) from exc
+        if scores.shape != (1, len(store.post_ids)) or not np.all(np.isfinite(scores)):
+            raise ReloadError(f"arm {arm.name}: model returned invalid scores on a probe request")
+        rankers[arm.name] = ranker
+        versions[arm.name] = ranker.version
+    return Snapshot(
+        experiment=experiment, rankers=rankers, versions=versions, config_path=str(config_path or "")
+    )
+
+
+class ServingState:
+    """Holds the current snapshot; ``reload`` swaps it only after the new one is valid."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        self._reload_lock = threading.Lock()
+        self.reloads = 0
+        self.failed_reloads = 0
+        self.last_reload_error: str | None = None
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def reload(self, config_path: str | Path | None, store: FeatureStore) -> Snapshot:
+        with self._reload_lock:
+            try:
+                new = build_snapshot(config_path, store)
+            except ReloadError as exc:
+                self.failed_reloads += 1
+                self.last_reload_error = str(exc)
+                raise
+            self._snapshot = new  # a single reference assignment: atomic for readers
+            self.reloads += 1
+            self.last_reload_error = None
+            return new

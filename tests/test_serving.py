@@ -1,0 +1,137 @@
+"""The gateway in process (FastAPI TestClient, real lifespan) on the tiny world."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.assignment import md5_bucket
+from gateway.exposure import MemoryExposureSink
+from gateway.serving.main import create_app
+from tests.conftest import write_config
+
+WHEN = "2021-12-20T19:00:00"
+
+
+@pytest.fixture(scope="module")
+def served(tiny_db, tiny_store_dir, tiny_models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving")
+    config = write_config(
+        root / "config.yaml",
+        db=tiny_db,
+        features_dir=tiny_store_dir.parent,
+        models=tiny_models,
+        spill_dir=root / "spill",
+    )
+    sink = MemoryExposureSink()
+    app = create_app(config_path=config, exposure_sink=sink)
+    with TestClient(app) as client:
+        yield client, sink, app
+
+
+def test_recommendations_shape_headers_and_exposure(served, tiny_store):
+    client, sink, app = served
+    user = int(tiny_store.user_ids[3])
+    r = client.get("/post/recommendations/", params={"id": user, "time": WHEN, "limit": 7})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["exp_group"] in ("control", "test") and len(body["recommendations"]) == 7
+    assert set(body["recommendations"][0]) == {"id", "text", "topic"}
+    expected_arm = "control" if md5_bucket(user, "test-salt") < 50 else "test"
+    assert body["exp_group"] == expected_arm == r.headers["X-Exp-Group"]
+    assert r.headers["X-Model-Version"].startswith(expected_arm)
+    app.state.writer.flush()
+    row = sink.rows[r.headers["X-Request-ID"]]
+    assert (
+        row.user_id == user
+        and row.arm == expected_arm
+        and row.post_ids == [p["id"] for p in body["recommendations"]]
+    )
+    assert row.in_experiment and row.model_version == r.headers["X-Model-Version"]
+
+
+def test_never_a_post_liked_before_time(served, tiny_store):
+    client, _, _ = served
+    for u in range(0, 40):
+        user = int(tiny_store.user_ids[u])
+        r = client.get("/post/recommendations/", params={"id": user, "time": WHEN, "limit": 100})
+        seconds = int(np.datetime64(WHEN, "s").astype(np.int64))
+        liked = set(tiny_store.post_ids[tiny_store.liked_before(u, seconds)].tolist())
+        served_ids = {p["id"] for p in r.json()["recommendations"]}
+        assert not liked & served_ids
+        assert len(served_ids) == 100
+
+
+def test_topic_filter(served, tiny_store):
+    client, _, _ = served
+    r = client.get(
+        "/post/recommendations/",
+        params={"id": int(tiny_store.user_ids[0]), "time": WHEN, "topic": "sport", "limit": 5},
+    )
+    assert r.status_code == 200 and {p["topic"] for p in r.json()["recommendations"]} == {"sport"}
+    r = client.get(
+        "/post/recommendations/", params={"id": int(tiny_store.user_ids[0]), "time": WHEN, "topic": "cooking"}
+    )
+    assert r.status_code == 422 and "valid topics" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"time": WHEN}, 422),
+        ({"id": "abc", "time": WHEN}, 422),
+        ({"id": 5, "time": "yesterday"}, 422),
+        ({"id": 5, "time": WHEN, "limit": 0}, 422),
+        ({"id": 5, "time": WHEN, "limit": 101}, 422),
+        ({"id": -3, "time": WHEN}, 422),
+        ({"id": 2**40, "time": WHEN}, 422),
+        ({"id": 199, "time": WHEN}, 404),
+        ({"id": 200}, 422),
+    ],
+)
+def test_bad_input(served, params, status):
+    client, _, _ = served
+    r = client.get("/post/recommendations/", params=params)
+    assert r.status_code == status, r.text
+    assert isinstance(r.json()["detail"], str) and r.json()["detail"]
+
+
+def test_users_posts_feeds(served, tiny_store):
+    client, _, _ = served
+    user = int(tiny_store.user_ids[0])
+    r = client.get(f"/user/{user}")
+    assert r.status_code == 200 and r.json()["user_id"] == user and r.json()["os"] in ("Android", "iOS")
+    assert client.get("/user/1").status_code == 404
+    post = int(tiny_store.post_ids[0])
+    assert client.get(f"/post/{post}").json()["id"] == post
+    assert client.get("/post/999999").status_code == 404
+    feed = client.get(f"/user/{user}/feed", params={"limit": 4}).json()
+    assert len(feed) == 4 and feed[0]["timestamp"] >= feed[-1]["timestamp"]
+    similar = client.get(f"/post/{post}/feed", params={"limit": 3}).json()
+    assert len(similar) == 3 and post not in {p["id"] for p in similar}
+    assert similar[0]["similarity"] >= similar[-1]["similarity"]
+
+
+def test_ops_endpoints(served):
+    client, _, _ = served
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready").json()
+    assert ready["ready"] and set(ready["models"]) == {"control", "test"}
+    exp = client.get("/experiment").json()
+    assert exp["name"] == "test-exp" and [a["name"] for a in exp["arms"]] == ["control", "test"]
+    metrics = client.get("/metrics").text
+    assert "recsys_requests_total" in metrics and "recsys_request_latency_seconds_bucket" in metrics
+    schema = client.get("/openapi.json").json()
+    assert "/post/recommendations/" in schema["paths"] and "/admin/reload" in schema["paths"]
+
+
+def test_admin_reload_needs_token(served, monkeypatch):
+    client, _, _ = served
+    monkeypatch.delenv("RECSYS_ADMIN_TOKEN", raising=False)
+    assert client.post("/admin/reload").status_code == 403
+    monkeypatch.setenv("RECSYS_ADMIN_TOKEN", "s3cret")
+    assert client.post("/admin/reload").status_code == 401
+    assert client.post("/admin/reload", headers={"Authorization": "Bearer nope"}).status_code == 401
+    r = client.post("/admin/reload", headers={"Authorization": "Bearer s3cret"})
+    assert r.status_code == 200 and r.json()["reloaded"]
