@@ -426,6 +426,9 @@ def demo(
         bool, typer.Option("--fresh", help="Rebuild the world even if the database has one.")
     ] = False,
     requests: Annotated[int, typer.Option(min=10, help="Evaluation requests.")] = 2000,
+    bench_requests: Annotated[
+        int, typer.Option(min=10, help="Requests sent through the live gateway.")
+    ] = 1000,
     config: ConfigOption = None,
 ) -> None:
     """The main job end to end: world → features → train both arms → evaluate (embedded DB by default)."""
@@ -444,6 +447,8 @@ def demo(
         fresh=fresh,
         requests=requests,
         report_path=report_path,
+        config_path=config,
+        bench_requests=bench_requests,
     )
     evaluation = report.evaluation or {}
     table = Table(
@@ -458,6 +463,14 @@ def demo(
         auc = evaluation["auc"].get(name)
         table.add_row(name, f"{value:.4f}", f"[{lo:.4f}, {hi:.4f}]", "" if auc is None else f"{auc:.4f}")
     console.print(table)
+    if report.serving:
+        s = report.serving
+        arms = ", ".join(f"{a}: {v['count']}" for a, v in s["arms"].items())
+        console.print(
+            f"gateway: {s['requests']} requests through HTTP, {s['errors']} errors, p50 {s['overall'].get('p50_ms')} ms, "
+            f"p99 {s['overall'].get('p99_ms')} ms, {s['overall'].get('throughput_rps')} req/s; "
+            f"arms {arms}; exposures logged {s['exposures_logged']}"
+        )
     console.print("step times (s): " + ", ".join(f"{k} {v}" for k, v in report.steps.items()))
     console.print(
         f"database {report.db_url}; features {report.features}; models {', '.join(report.models.values())}"

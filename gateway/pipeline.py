@@ -18,12 +18,22 @@ class PipelineReport:
     world: str
     steps: dict[str, float] = field(default_factory=dict)
     evaluation: dict | None = None
+    serving: dict | None = None
     models: dict[str, str] = field(default_factory=dict)
     features: str = ""
 
 
 def run_pipeline(
-    settings: Settings, db_url: str, *, scale: str, seed: int, fresh: bool, requests: int, report_path: Path
+    settings: Settings,
+    db_url: str,
+    *,
+    scale: str,
+    seed: int,
+    fresh: bool,
+    requests: int,
+    report_path: Path,
+    config_path: Path | None = None,
+    bench_requests: int = 1000,
 ) -> PipelineReport:
     from gateway.evaluation import evaluate
     from gateway.features.offline import build_feature_store
@@ -36,6 +46,8 @@ def run_pipeline(
     from gateway.world.params import SCALES
 
     engine = connect(db_url, create=True)
+    settings = settings.model_copy(deep=True)
+    settings.database.url = db_url  # the gateway logs exposures where the world lives
     report = PipelineReport(db_url=engine.url.render_as_string(), world="")
 
     def step(name: str, func):
@@ -90,6 +102,56 @@ def run_pipeline(
         ),
     )
     report.evaluation = result.as_json()
+    report.serving = step(
+        "serve + bench", lambda: serve_and_bench(settings, config_path, store, engine, bench_requests)
+    )
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(json.dumps(report.__dict__, indent=1))
     return report
+
+
+def serve_and_bench(settings: Settings, config_path: Path | None, store, engine, requests: int) -> dict:
+    """Start the real gateway (uvicorn, in a thread), load it with ``recsys bench``'s generator,
+    stop it gracefully and count the exposures it logged."""
+    import socket
+    import threading
+
+    import uvicorn
+    from sqlalchemy import text
+
+    from gateway.bench import run_bench
+    from gateway.exposure import exposure_metadata, exposures
+    from gateway.serving.main import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exposure_metadata.create_all(engine, tables=[exposures])
+    with engine.connect() as conn:  # count only this run's exposures
+        before = conn.execute(text("SELECT COUNT(*) FROM exposures")).scalar_one()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, config_path), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started and time.monotonic() < deadline and thread.is_alive():
+        time.sleep(0.1)
+    if not server.started:
+        raise RuntimeError("the gateway did not start")
+    day0, days = store.manifest["day0"], store.manifest["days"]
+    result = run_bench(
+        f"http://127.0.0.1:{port}",
+        store.user_ids,
+        (day0 + (days - 7) * 86400, day0 + days * 86400),
+        requests=requests,
+        concurrency=4,
+        seed=1,
+    )
+    server.should_exit = True
+    thread.join(60)
+    with engine.connect() as conn:
+        logged = conn.execute(text("SELECT COUNT(*) FROM exposures")).scalar_one() - before
+    summary = result.summary()
+    summary["exposures_logged"] = int(logged)
+    return summary

@@ -44,6 +44,7 @@ CONTROL_FEATURES = (
     "u_topic_lift",
     "u_profile_sim",
     "u_cluster_lift",
+    "u_profile_contrast",
 )
 # The test arm reads the same store, plus the text embedding, text clusters and city.
 TEST_FEATURES = (
@@ -171,7 +172,7 @@ def train_arm(
         from gateway.rankers.models import catboost_frame
 
         params = {
-            "iterations": 400,
+            "iterations": 600,
             "learning_rate": 0.12,
             "depth": 6,
             "l2_leaf_reg": 3.0,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-FEATURE_SET_VERSION = "fs-2"
+FEATURE_SET_VERSION = "fs-3"
 SVD_DIMS = 16
 N_CLUSTERS = 30
 # Smoothing of rates toward the global like rate (pseudo-counts).
@@ -57,6 +57,11 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         "u_profile_dot", "cross", "dot of the post embedding and the mean embedding the user liked before t"
+    ),
+    Feature(
+        "u_profile_contrast",
+        "cross",
+        "cosine of the post embedding and (mean embedding liked before t − the catalogue's mean embedding)",
     ),
     Feature("u_cluster_likes", "cross", "user's likes before t in the post's text cluster"),
     Feature(

@@ -216,6 +216,11 @@ class FeatureStore:
             likes[r] + TOPIC_PRIOR_LIKES
         )
         dot = np.einsum("ij,ij->i", emb, profile[r])
+        contrast = np.where(
+            (likes > 0)[:, None], profile / np.maximum(likes, 1)[:, None] - self.post_emb.mean(axis=0), 0.0
+        )
+        contrast /= np.maximum(np.linalg.norm(contrast, axis=1), 1e-9)[:, None]
+        contrast_cos = np.einsum("ij,ij->i", emb, contrast[r].astype(np.float32))
         cluster = self.posts["cluster"][p]
         cluster_lift = (cluster_likes[r, cluster] + TOPIC_PRIOR_LIKES * self.cluster_share[cluster]) / (
             likes[r] + TOPIC_PRIOR_LIKES
@@ -242,6 +247,7 @@ class FeatureStore:
                 "u_topic_lift": share / self.topic_share[topic],
                 "u_profile_sim": dot / np.maximum(profile_norm[r], 1e-9),
                 "u_profile_dot": dot / np.maximum(likes[r], 1),
+                "u_profile_contrast": contrast_cos,
                 "u_cluster_likes": cluster_likes[r, cluster],
                 "u_cluster_lift": cluster_lift / self.cluster_share[cluster],
             }

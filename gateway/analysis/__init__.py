@@ -1,0 +1,1 @@
+"""Experiment analysis: sufficient statistics and tests (pure), and the SQL edge (report.py)."""
