@@ -30,6 +30,11 @@ app.add_typer(data_app, name="data")
 app.add_typer(world_app, name="world")
 app.add_typer(features_app, name="features")
 app.add_typer(train_app, name="train")
+analyze_app = typer.Typer(
+    help="Analyse the experiment: Hitrate@5 per arm, delta-method CI, Welch, SRM.",
+    invoke_without_command=True,
+)
+app.add_typer(analyze_app, name="analyze")
 
 console = Console()
 err = Console(stderr=True)
@@ -61,11 +66,12 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         PairsFileError,
         UnknownIdError,
     ]
+    from gateway.analysis.report import AnalysisError
     from gateway.bench import BenchError
     from gateway.features.offline import FeatureStoreError
     from gateway.rankers.registry import ModelError
 
-    return (*errors, FeatureStoreError, ModelError, BenchError)
+    return (*errors, FeatureStoreError, ModelError, BenchError, AnalysisError)
 
 
 def friendly(func):
@@ -414,6 +420,86 @@ def bench(
             )
     console.print(table)
     console.print(f"errors: {summary['errors']}, statuses: {summary['statuses']}")
+
+
+def print_analysis(result: dict) -> None:
+    srm = result["srm"]
+    if srm["flag"]:
+        console.print(
+            f"[bold red]WARNING: sample-ratio mismatch (p = {srm['p_value']:.2e}): users per arm {srm['users']} vs "
+            f"expected { ({k: round(v) for k, v in srm['expected'].items()}) }. Do not trust the result below.[/]"
+        )
+    table = Table(
+        "arm",
+        "users",
+        "requests",
+        "hits",
+        "Hitrate@5",
+        "model versions",
+        title=f"experiment {result['experiment']}, window {result['window']}",
+    )
+    for arm, a in result["arms"].items():
+        table.add_row(
+            arm,
+            str(a["users"]),
+            str(a["requests"]),
+            str(a["hits"]),
+            f"{a['hitrate']:.4f}",
+            ", ".join(a["model_versions"]),
+        )
+    console.print(table)
+    d = result["delta"]
+    if "absolute" in d:
+        console.print(
+            f"test − control: {d['absolute']:+.4f} [{d['ci95_absolute'][0]:+.4f}, {d['ci95_absolute'][1]:+.4f}] absolute, "
+            f"{d['relative']:+.2%} [{d['ci95_relative'][0]:+.2%}, {d['ci95_relative'][1]:+.2%}] relative; "
+            f"p = {d['p_value']:.4f} (delta method, per-user sums); Welch on per-user rates p = {result['welch']['p_value']:.4f}"
+        )
+    else:
+        console.print(d.get("message", ""))
+    console.print(
+        f"SRM: p = {srm['p_value']:.4f}; excluded (not in experiment): {result['excluded_not_in_experiment']} requests"
+    )
+    for split in result.get("by_model_version", []):
+        console.print(
+            f"  {split['arm']} {split['model_version']}: {split['requests']} requests, Hitrate@5 {split['hitrate']:.4f} ({split['first_request']} .. {split['last_request']})"
+        )
+
+
+@analyze_app.callback()
+@friendly
+def analyze(
+    ctx: typer.Context,
+    db: DbOption = None,
+    experiment: Annotated[str | None, typer.Option(help="Experiment name (else config.yaml's).")] = None,
+    window: Annotated[
+        str, typer.Option(help="A hit is a like within this time after the request (e.g. 1h, 30min).")
+    ] = "1h",
+    topic: Annotated[str | None, typer.Option(help="Only requests filtered to this topic.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Hitrate@5 per arm from the exposure log and the feed's likes, with the tests."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from gateway.analysis.report import analyze as run_analysis
+
+    settings = _settings(config)
+    weights = {a.name: a.weight for a in settings.experiment.arms}
+    names = list(weights)
+    result = run_analysis(
+        _engine(db, config),
+        experiment=experiment or settings.experiment.name,
+        window=window,
+        weights=weights,
+        control=names[0],
+        treatment=names[1],
+        topic=topic,
+    )
+    if as_json:
+        print(json.dumps(result, default=str))
+        return
+    print_analysis(result)
 
 
 @app.command("demo")

@@ -93,3 +93,32 @@ def test_missing_store_says_what_to_run(tmp_path):
 def test_unknown_ids_map_to_minus_one(tiny_store):
     assert tiny_store.user_index([10**9])[0] == -1
     assert tiny_store.post_index([tiny_store.post_ids[3]])[0] == 3
+
+
+def test_appended_events_are_seen_only_after_their_time(tiny_store_dir):
+    store = FeatureStore.load(tiny_store_dir)  # a private copy: appends must not leak into other tests
+    user, t = _request(store)
+    before = store.compute([user], [t])
+    liked = set(store.liked_before(user, t).tolist())
+    post = next(p for p in range(len(store.post_ids)) if p not in liked)
+    store.append_events(
+        np.array([user, user]), np.array([post, post]), np.array([t - 60, t - 30]), np.array([False, True])
+    )
+    after = store.compute([user], [t])
+    assert after["u_likes"][0] > before["u_likes"][0] and after["u_views"][0] > before["u_views"][0]
+    assert post in set(store.liked_before(user, t).tolist())
+    earlier = store.compute([user], [t - 31])  # the like at t - 30 is not visible before it happened
+    np.testing.assert_array_equal(earlier["u_likes"], store.compute([user], [t - 31])["u_likes"])
+    assert post not in set(store.liked_before(user, t - 30).tolist())
+    # The same appended like, materialised offline, gives the same features (one definition).
+    offline = _rebuild(
+        tiny_store_dir, _with_like(_with_view(store.events, user, post, t - 60), user, post, t - 30)
+    )
+    for name in FEATURE_NAMES:
+        np.testing.assert_allclose(offline.compute([user], [t])[name], after[name], rtol=1e-6, err_msg=name)
+
+
+def _with_view(events: dict, user: int, post: int, second: int) -> dict:
+    out = _with_like(events, user, post, second)
+    out["like"][-1] = False
+    return out

@@ -135,3 +135,40 @@ def test_admin_reload_needs_token(served, monkeypatch):
     assert client.post("/admin/reload", headers={"Authorization": "Bearer nope"}).status_code == 401
     r = client.post("/admin/reload", headers={"Authorization": "Bearer s3cret"})
     assert r.status_code == 200 and r.json()["reloaded"]
+
+
+def test_events_make_new_likes_visible_and_excluded(served, tiny_store, monkeypatch):
+    client, _, app = served
+    monkeypatch.setenv("RECSYS_ADMIN_TOKEN", "tok")
+    auth = {"Authorization": "Bearer tok"}
+    user = int(tiny_store.user_ids[7])
+    first = client.get(
+        "/post/recommendations/", params={"id": user, "time": "2021-12-28T10:00:00", "limit": 3}
+    ).json()
+    top = first["recommendations"][0]["id"]
+    body = {
+        "events": [
+            {"user_id": user, "post_id": top, "action": "view", "timestamp": "2021-12-28T10:00:20"},
+            {"user_id": user, "post_id": top, "action": "like", "timestamp": "2021-12-28T10:01:00"},
+        ]
+    }
+    assert client.post("/events", json=body).status_code in (401, 403)
+    r = client.post("/events", json=body, headers=auth)
+    assert r.status_code == 200 and r.json()["accepted"] == 2
+    later = client.get(
+        "/post/recommendations/", params={"id": user, "time": "2021-12-28T11:00:00", "limit": 100}
+    ).json()
+    assert top not in {p["id"] for p in later["recommendations"]}
+    again = client.get(
+        "/post/recommendations/", params={"id": user, "time": "2021-12-28T10:00:30", "limit": 3}
+    ).json()
+    assert again["recommendations"][0]["id"] == top  # before the like happened, it is still eligible
+    bad = client.post(
+        "/events",
+        json={
+            "events": [{"user_id": 1, "post_id": top, "action": "like", "timestamp": "2021-12-28T10:01:00"}]
+        },
+        headers=auth,
+    )
+    assert bad.status_code == 422 and "unknown user" in bad.json()["detail"]
+    assert client.post("/events", json={"events": []}, headers=auth).status_code == 422

@@ -1,29 +1,28 @@
 """Online store: the artifacts in memory as numpy arrays, and the one feature function.
 
 Events are kept as sorted int64 keys ``(entity << 32) | seconds``, so "events of user u
-strictly before t" is a binary search, vectorised over any number of requests.
+strictly before t" is a binary search, vectorised over any number of requests. Two event
+indices are summed: the materialised ``base`` and a small ``recent`` one that grows as the
+gateway receives new events (``append_events``), so a like is visible to later requests.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from gateway.features.definitions import (
-    FEATURE_NAMES,
-    POST_PRIOR_VIEWS,
-    TOPIC_PRIOR_LIKES,
-    USER_PRIOR_VIEWS,
-)
+from gateway.features.definitions import FEATURE_NAMES, POST_PRIOR_VIEWS, TOPIC_PRIOR_LIKES, USER_PRIOR_VIEWS
 from gateway.features.offline import FeatureStoreError
 
 _T0 = int(pd.Timestamp("2020-01-01").timestamp())  # keys hold seconds since 2020 in 32 bits
 _SHIFT = np.int64(32)
 _MAX_REL = np.int64((1 << 32) - 1)
+USER_COLUMNS = ("gender", "age", "country", "city", "exp_group", "os", "source")
 
 
 def _rel(seconds: np.ndarray) -> np.ndarray:
@@ -34,9 +33,84 @@ def _keys(entity: np.ndarray, seconds: np.ndarray) -> np.ndarray:
     return (np.asarray(entity, dtype=np.int64) << _SHIFT) | _rel(seconds)
 
 
-def _count_before(keys: np.ndarray, entity: np.ndarray, since: np.ndarray, until: np.ndarray) -> np.ndarray:
+def _count_between(keys: np.ndarray, entity: np.ndarray, since: np.ndarray, until: np.ndarray) -> np.ndarray:
     """Number of events of ``entity`` with since <= time < until."""
     return np.searchsorted(keys, _keys(entity, until)) - np.searchsorted(keys, _keys(entity, since))
+
+
+@dataclass(frozen=True)
+class EventIndex:
+    """Views and likes of users, indexed for point-in-time lookups."""
+
+    view_keys: np.ndarray
+    like_keys: np.ndarray
+    like_post: np.ndarray  # post index of each like, aligned with like_keys
+    like_emb_cum: np.ndarray  # per-user inclusive running sum of liked embeddings
+    topic_like_keys: np.ndarray  # ((user * topics + topic) << 32) | t
+    cluster_like_keys: np.ndarray
+
+    @classmethod
+    def build(
+        cls, user, post, seconds, like, emb: np.ndarray, topic: np.ndarray, cluster: np.ndarray
+    ) -> EventIndex:
+        user, post, seconds, like = (np.asarray(a) for a in (user, post, seconds, like))
+        like = like.astype(bool)
+        n_topics, n_clusters = int(topic.max()) + 1, int(cluster.max()) + 1
+        unsorted = _keys(user[like], seconds[like])
+        order = np.argsort(unsorted, kind="stable")
+        like_post = post[like][order].astype(np.int64)
+        like_user = user[like][order].astype(np.int64)
+        like_seconds = seconds[like][order]
+        # Running sum of liked embeddings, restarted at each user's first like.
+        cum = np.cumsum(emb[like_post].astype(np.float64), axis=0)
+        starts = (
+            np.flatnonzero(np.r_[True, like_user[1:] != like_user[:-1]])
+            if len(like_user)
+            else np.array([], int)
+        )
+        if len(starts):
+            base = np.vstack([np.zeros((1, emb.shape[1])), cum[starts[1:] - 1]])
+            cum = cum - np.repeat(base, np.diff(np.r_[starts, len(like_user)]), axis=0)
+        return cls(
+            view_keys=np.sort(_keys(user[~like], seconds[~like])),
+            like_keys=unsorted[order],
+            like_post=like_post,
+            like_emb_cum=cum.astype(np.float32).reshape(-1, emb.shape[1]),
+            topic_like_keys=np.sort(_keys(like_user * n_topics + topic[like_post], like_seconds)),
+            cluster_like_keys=np.sort(_keys(like_user * n_clusters + cluster[like_post], like_seconds)),
+        )
+
+    def history(
+        self, user_idx: np.ndarray, seconds: np.ndarray, n_topics: int, n_clusters: int
+    ) -> dict[str, np.ndarray]:
+        """Counts and sums over each request's events strictly before its time."""
+        zero = np.zeros_like(seconds)
+        day_start = seconds - (seconds % 86400)
+        likes_pos = np.searchsorted(self.like_keys, _keys(user_idx, seconds))
+        likes = likes_pos - np.searchsorted(self.like_keys, _keys(user_idx, zero))
+        last = np.maximum(likes_pos - 1, 0)
+        profile = np.zeros((len(user_idx), self.like_emb_cum.shape[1]), np.float32)
+        if len(self.like_emb_cum):
+            profile = np.where((likes > 0)[:, None], self.like_emb_cum[last], 0.0).astype(np.float32)
+
+        def per_group(keys: np.ndarray, n: int) -> np.ndarray:
+            entity = (user_idx[:, None] * n + np.arange(n)).ravel()
+            return _count_between(keys, entity, np.repeat(zero, n), np.repeat(seconds, n)).reshape(-1, n)
+
+        return {
+            "views": _count_between(self.view_keys, user_idx, zero, seconds),
+            "likes": likes,
+            "today_views": _count_between(self.view_keys, user_idx, day_start, seconds),
+            "today_likes": _count_between(self.like_keys, user_idx, day_start, seconds),
+            "profile": profile,
+            "topic_likes": per_group(self.topic_like_keys, n_topics),
+            "cluster_likes": per_group(self.cluster_like_keys, n_clusters),
+        }
+
+    def liked_before(self, user_idx: int, seconds: int) -> np.ndarray:
+        lo = np.searchsorted(self.like_keys, _keys(user_idx, 0))
+        hi = np.searchsorted(self.like_keys, _keys(user_idx, seconds))
+        return self.like_post[lo:hi]
 
 
 @dataclass
@@ -49,15 +123,15 @@ class FeatureStore:
     post_emb: np.ndarray  # (posts, dims) float32, L2-normalised
     post_views_before: np.ndarray  # (days + 1, posts): views before the start of day d
     post_likes_before: np.ndarray
-    view_keys: np.ndarray
-    like_keys: np.ndarray
-    like_post: np.ndarray  # post index of each like, aligned with like_keys
-    like_emb_cum: np.ndarray  # per-user inclusive running sum of liked embeddings
-    topic_like_keys: np.ndarray  # ((user * topics + topic) << 32) | t
-    cluster_like_keys: np.ndarray
+    base: EventIndex  # materialised by the offline build
     topic_share: np.ndarray  # catalogue share of each topic
     cluster_share: np.ndarray  # catalogue share of each text cluster
     events: dict[str, np.ndarray]  # the offline event log (user, post, seconds, like, target)
+    recent: EventIndex | None = None  # events received online since start
+    _recent_log: dict[str, list[np.ndarray]] = field(
+        default_factory=lambda: {k: [] for k in ("user", "post", "seconds", "like")}
+    )
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- loading -------------------------------------------------------------------------
     @classmethod
@@ -78,58 +152,49 @@ class FeatureStore:
     def from_arrays(
         cls, manifest: dict, users: pd.DataFrame, posts: pd.DataFrame, events: dict, daily: dict
     ) -> FeatureStore:
-        emb_cols = [c for c in posts.columns if c.startswith("svd_")]
-        emb = posts[emb_cols].to_numpy(np.float32)
-        n_topics = len(manifest["vocabularies"]["topic"])
-        n_clusters = int(posts["cluster"].max()) + 1
-        user, post, seconds, like = (np.asarray(events[k]) for k in ("user", "post", "seconds", "like"))
-        view_keys = np.sort(_keys(user[~like], seconds[~like]))
-        like_keys_unsorted = _keys(user[like], seconds[like])
-        order = np.argsort(like_keys_unsorted, kind="stable")
-        like_keys, like_post, like_user = (
-            like_keys_unsorted[order],
-            post[like][order].astype(np.int64),
-            user[like][order].astype(np.int64),
-        )
-        like_seconds = seconds[like][order]
-        # Running sum of liked embeddings, restarted at each user's first like.
-        cum = np.cumsum(emb[like_post].astype(np.float64), axis=0)
-        first = np.r_[True, like_user[1:] != like_user[:-1]] if len(like_user) else np.array([], bool)
-        starts = np.flatnonzero(first)
-        offset = np.zeros_like(cum)
-        if len(starts):
-            base = np.vstack([np.zeros((1, emb.shape[1])), cum[starts[1:] - 1]])
-            offset = np.repeat(base, np.diff(np.r_[starts, len(like_user)]), axis=0)
+        emb = posts[[c for c in posts.columns if c.startswith("svd_")]].to_numpy(np.float32)
         topic = posts["topic"].to_numpy(np.int64)
         cluster = posts["cluster"].to_numpy(np.int64)
+        n_topics = len(manifest["vocabularies"]["topic"])
+        log = {k: np.asarray(events[k]) for k in ("user", "post", "seconds", "like", "target")}
         return cls(
             manifest=manifest,
             user_ids=users["user_id"].to_numpy(np.int64),
             post_ids=posts["post_id"].to_numpy(np.int64),
-            users={
-                c: users[c].to_numpy(np.float32)
-                for c in ("gender", "age", "country", "city", "exp_group", "os", "source")
-            },
+            users={c: users[c].to_numpy(np.float32) for c in USER_COLUMNS},
             posts={"topic": topic, "cluster": cluster, "text_len": posts["text_len"].to_numpy(np.float32)},
             post_emb=emb,
             post_views_before=np.asarray(daily["views"]),
             post_likes_before=np.asarray(daily["likes"]),
-            view_keys=view_keys,
-            like_keys=like_keys,
-            like_post=like_post,
-            like_emb_cum=(cum - offset).astype(np.float32),
-            topic_like_keys=np.sort(_keys(like_user * n_topics + topic[like_post], like_seconds)),
-            cluster_like_keys=np.sort(_keys(like_user * n_clusters + cluster[like_post], like_seconds)),
+            base=EventIndex.build(log["user"], log["post"], log["seconds"], log["like"], emb, topic, cluster),
             topic_share=np.bincount(topic, minlength=n_topics) / len(topic),
-            cluster_share=np.bincount(cluster, minlength=n_clusters) / len(cluster),
-            events={
-                "user": user,
-                "post": post,
-                "seconds": seconds,
-                "like": like,
-                "target": np.asarray(events["target"]),
-            },
+            cluster_share=np.bincount(cluster, minlength=int(cluster.max()) + 1) / len(cluster),
+            events=log,
         )
+
+    # -- online updates ------------------------------------------------------------------
+    def append_events(
+        self, user_idx: np.ndarray, post_idx: np.ndarray, seconds: np.ndarray, like: np.ndarray
+    ) -> int:
+        """Make new views/likes visible to later requests (point in time: only after their time).
+
+        The recent index is rebuilt off to the side and swapped in by one reference
+        assignment, so a concurrent ``compute`` sees either the old or the new index.
+        """
+        with self._lock:
+            for key, values in (("user", user_idx), ("post", post_idx), ("seconds", seconds), ("like", like)):
+                self._recent_log[key].append(np.asarray(values))
+            log = {k: np.concatenate(v) for k, v in self._recent_log.items()}
+            self.recent = EventIndex.build(
+                log["user"],
+                log["post"],
+                log["seconds"],
+                log["like"].astype(bool),
+                self.post_emb,
+                self.posts["topic"],
+                self.posts["cluster"],
+            )
+            return len(log["user"])
 
     # -- ids -----------------------------------------------------------------------------
     @property
@@ -145,10 +210,12 @@ class FeatureStore:
 
     # -- lookups -------------------------------------------------------------------------
     def liked_before(self, user_idx: int, seconds: int) -> np.ndarray:
-        """Dense indices of the posts user liked strictly before ``seconds``."""
-        lo = np.searchsorted(self.like_keys, _keys(user_idx, 0))
-        hi = np.searchsorted(self.like_keys, _keys(user_idx, seconds))
-        return np.unique(self.like_post[lo:hi])
+        """Dense indices of the posts the user liked strictly before ``seconds``."""
+        liked = self.base.liked_before(user_idx, seconds)
+        recent = self.recent
+        if recent is not None:
+            liked = np.concatenate([liked, recent.liked_before(user_idx, seconds)])
+        return np.unique(liked)
 
     def popularity_before(self, seconds: np.ndarray) -> np.ndarray:
         """(requests, posts) like counts before each request's day (point in time)."""
@@ -177,79 +244,59 @@ class FeatureStore:
             pair_request = np.repeat(np.arange(len(user_idx)), n_posts)
             pair_post = np.tile(np.arange(n_posts), len(user_idx))
         g = self.manifest["global_ctr"]
-        zero = np.zeros_like(seconds)
-        day_start = seconds - (seconds % 86400)
-
-        # Request level: history strictly before t.
-        views = _count_before(self.view_keys, user_idx, zero, seconds)
-        likes_pos = np.searchsorted(self.like_keys, _keys(user_idx, seconds))
-        likes = likes_pos - np.searchsorted(self.like_keys, _keys(user_idx, zero))
-        today_views = _count_before(self.view_keys, user_idx, day_start, seconds)
-        today_likes = _count_before(self.like_keys, user_idx, day_start, seconds)
-        profile = np.where((likes > 0)[:, None], self.like_emb_cum[np.maximum(likes_pos - 1, 0)], 0.0).astype(
-            np.float32
-        )
+        n_topics, n_clusters = len(self.topic_share), len(self.cluster_share)
+        h = self.base.history(user_idx, seconds, n_topics, n_clusters)
+        recent = self.recent
+        if recent is not None:
+            extra = recent.history(user_idx, seconds, n_topics, n_clusters)
+            h = {k: h[k] + extra[k] for k in h}
+        views, likes, profile = h["views"], h["likes"], h["profile"]
         profile_norm = np.linalg.norm(profile, axis=1)
-        n_topics, n_clusters = len(self.topic_share), int(self.posts["cluster"].max()) + 1
-        topic_likes = _count_before(
-            self.topic_like_keys,
-            (user_idx[:, None] * n_topics + np.arange(n_topics)).ravel(),
-            np.repeat(zero, n_topics),
-            np.repeat(seconds, n_topics),
-        ).reshape(-1, n_topics)
-        cluster_likes = _count_before(
-            self.cluster_like_keys,
-            (user_idx[:, None] * n_clusters + np.arange(n_clusters)).ravel(),
-            np.repeat(zero, n_clusters),
-            np.repeat(seconds, n_clusters),
-        ).reshape(-1, n_clusters)
+        contrast = np.where(
+            (likes > 0)[:, None], profile / np.maximum(likes, 1)[:, None] - self.post_emb.mean(axis=0), 0.0
+        )
+        contrast /= np.maximum(np.linalg.norm(contrast, axis=1), 1e-9)[:, None]
         day = self._day(seconds)
         hour = (seconds // 3600) % 24
         weekday = (seconds // 86400 + 3) % 7  # 1970-01-01 was a Thursday
 
         r, p = pair_request, pair_post
         topic = self.posts["topic"][p]
+        cluster = self.posts["cluster"][p]
         emb = self.post_emb[p]
         post_views = self.post_views_before[day[r], p]
         post_likes = self.post_likes_before[day[r], p]
-        share = (topic_likes[r, topic] + TOPIC_PRIOR_LIKES * self.topic_share[topic]) / (
+        topic_share = (h["topic_likes"][r, topic] + TOPIC_PRIOR_LIKES * self.topic_share[topic]) / (
+            likes[r] + TOPIC_PRIOR_LIKES
+        )
+        cluster_share = (h["cluster_likes"][r, cluster] + TOPIC_PRIOR_LIKES * self.cluster_share[cluster]) / (
             likes[r] + TOPIC_PRIOR_LIKES
         )
         dot = np.einsum("ij,ij->i", emb, profile[r])
-        contrast = np.where(
-            (likes > 0)[:, None], profile / np.maximum(likes, 1)[:, None] - self.post_emb.mean(axis=0), 0.0
-        )
-        contrast /= np.maximum(np.linalg.norm(contrast, axis=1), 1e-9)[:, None]
-        contrast_cos = np.einsum("ij,ij->i", emb, contrast[r].astype(np.float32))
-        cluster = self.posts["cluster"][p]
-        cluster_lift = (cluster_likes[r, cluster] + TOPIC_PRIOR_LIKES * self.cluster_share[cluster]) / (
-            likes[r] + TOPIC_PRIOR_LIKES
-        )
-        out = {
-            name: self.users[name][user_idx][r]
-            for name in ("gender", "age", "country", "city", "exp_group", "os", "source")
-        }
+        out = {name: self.users[name][user_idx][r] for name in USER_COLUMNS}
         out.update(
             {
                 "hour": hour[r],
                 "weekday": weekday[r],
                 "topic": topic,
                 "text_len": self.posts["text_len"][p],
-                "cluster": self.posts["cluster"][p],
+                "cluster": cluster,
                 **{f"svd_{k}": emb[:, k] for k in range(emb.shape[1])},
                 "post_views": np.log1p(post_views),
                 "post_ctr": (post_likes + POST_PRIOR_VIEWS * g) / (post_views + POST_PRIOR_VIEWS),
                 "u_views": np.log1p(views)[r],
                 "u_likes": np.log1p(likes)[r],
                 "u_ctr": ((likes + USER_PRIOR_VIEWS * g) / (views + USER_PRIOR_VIEWS))[r],
-                "u_today_views": today_views[r],
-                "u_today_ctr": ((today_likes + USER_PRIOR_VIEWS * g) / (today_views + USER_PRIOR_VIEWS))[r],
-                "u_topic_lift": share / self.topic_share[topic],
+                "u_today_views": h["today_views"][r],
+                "u_today_ctr": (
+                    (h["today_likes"] + USER_PRIOR_VIEWS * g) / (h["today_views"] + USER_PRIOR_VIEWS)
+                )[r],
+                "u_topic_lift": topic_share / self.topic_share[topic],
                 "u_profile_sim": dot / np.maximum(profile_norm[r], 1e-9),
                 "u_profile_dot": dot / np.maximum(likes[r], 1),
-                "u_profile_contrast": contrast_cos,
-                "u_cluster_likes": cluster_likes[r, cluster],
-                "u_cluster_lift": cluster_lift / self.cluster_share[cluster],
+                "u_profile_contrast": np.einsum("ij,ij->i", emb, contrast[r].astype(np.float32)),
+                "u_cluster_likes": h["cluster_likes"][r, cluster],
+                "u_cluster_lift": cluster_share / self.cluster_share[cluster],
             }
         )
         return {name: np.asarray(out[name], dtype=np.float32) for name in FEATURE_NAMES}

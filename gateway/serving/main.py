@@ -24,7 +24,7 @@ from gateway.exposure import Exposure, ExposureSink, ExposureWriter, SqlExposure
 from gateway.features.offline import current_store_dir
 from gateway.features.online import FeatureStore
 from gateway.serving.metrics import Metrics
-from gateway.serving.routes import catalogue, ops, recommendations
+from gateway.serving.routes import catalogue, events, ops, recommendations
 from gateway.serving.state import Catalogue, ReloadError, ServingState, build_snapshot
 from gateway.storage.engine import make_engine
 
@@ -106,6 +106,7 @@ def create_app(
     app.include_router(recommendations.router)
     app.include_router(catalogue.router)
     app.include_router(ops.router)
+    app.include_router(events.router)
     return app
 
 

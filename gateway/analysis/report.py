@@ -1,0 +1,195 @@
+"""``recsys analyze``: exposures joined with likes → per-arm Hitrate@5 and the tests.
+
+This is the I/O edge of the analysis: SQL reads and pandas reshaping into per-user
+sufficient statistics; the maths is in ``statistics.py``. A request is a **hit** when the
+user liked at least one of its first 5 served posts within ``window`` after the request time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from gateway.analysis.statistics import RatioStatistic, SampleMeanStatistic, srm_check, two_sided_ttest
+from gateway.storage import read_frame, table_exists
+
+K = 5
+
+
+class AnalysisError(RuntimeError):
+    pass
+
+
+def parse_window(text: str) -> pd.Timedelta:
+    try:
+        window = pd.Timedelta(text)
+    except ValueError as exc:
+        raise AnalysisError(f"bad window {text!r}: use e.g. 1h, 30min, 2h") from exc
+    if window <= pd.Timedelta(0):
+        raise AnalysisError("the window must be positive")
+    return window
+
+
+def load_exposures(engine: Engine, experiment: str | None) -> pd.DataFrame:
+    if not table_exists(engine, "exposures"):
+        raise AnalysisError(
+            "no exposures table: serve traffic through the gateway first (`recsys serve`, `recsys simulate`)"
+        )
+    sql = (
+        "SELECT request_id, request_time, user_id, experiment, arm, in_experiment, model_version, post_ids, "
+        "topic, cold_start FROM exposures"
+    )
+    frame = read_frame(engine, sql, parse_dates=["request_time"])
+    if experiment is not None:
+        frame = frame[frame["experiment"] == experiment]
+    if frame.empty:
+        raise AnalysisError(f"no exposures{' for experiment ' + repr(experiment) if experiment else ''}")
+    frame["in_experiment"] = frame["in_experiment"].astype(str).str.lower().isin(("1", "true", "t"))
+    return frame
+
+
+def load_likes(engine: Engine, since: pd.Timestamp, until: pd.Timestamp) -> pd.DataFrame:
+    sql = (
+        "SELECT user_id, post_id, \"timestamp\" FROM feed_data WHERE action = 'like' "
+        f"AND \"timestamp\" > '{since:%Y-%m-%d %H:%M:%S}' AND \"timestamp\" <= '{until:%Y-%m-%d %H:%M:%S}'"
+    )
+    return read_frame(engine, sql, parse_dates=["timestamp"])
+
+
+def mark_hits(exposures: pd.DataFrame, likes: pd.DataFrame, window: pd.Timedelta, k: int = K) -> pd.Series:
+    """Per exposure: did the user like one of its first ``k`` posts in (t, t + window]?"""
+    served = exposures[["request_id", "user_id", "request_time", "post_ids"]].copy()
+    served["post_id"] = served["post_ids"].map(
+        lambda text: json.loads(text)[:k] if isinstance(text, str) else list(text)[:k]
+    )
+    served = served.explode("post_id").dropna(subset=["post_id"])
+    served["post_id"] = served["post_id"].astype(np.int64)
+    joined = served.merge(likes, on=["user_id", "post_id"], how="inner")
+    inside = (joined["timestamp"] > joined["request_time"]) & (
+        joined["timestamp"] <= joined["request_time"] + window
+    )
+    hit_ids = set(joined.loc[inside, "request_id"])
+    return exposures["request_id"].isin(hit_ids)
+
+
+def per_user(requests: pd.DataFrame) -> pd.DataFrame:
+    return (
+        requests.groupby(["arm", "user_id"]).agg(requests=("hit", "size"), hits=("hit", "sum")).reset_index()
+    )
+
+
+def ratio_statistic(users: pd.DataFrame) -> RatioStatistic:
+    m, d = users["hits"].to_numpy(float), users["requests"].to_numpy(float)
+    return RatioStatistic(len(users), m.sum(), (m**2).sum(), d.sum(), (d**2).sum(), (m * d).sum())
+
+
+def mean_statistic(values: np.ndarray) -> SampleMeanStatistic:
+    values = np.asarray(values, dtype=float)
+    return SampleMeanStatistic(len(values), values.sum(), (values**2).sum())
+
+
+@dataclass
+class ArmSummary:
+    users: int
+    requests: int
+    hits: int
+    hitrate: float
+    model_versions: list[str] = field(default_factory=list)
+
+
+def compare(requests: pd.DataFrame, control: str, treatment: str, weights: dict[str, float]) -> dict:
+    """The result object for one set of requests (already filtered to the experiment)."""
+    users = per_user(requests)
+    arms = {}
+    for arm, group in users.groupby("arm"):
+        arms[arm] = ArmSummary(
+            users=len(group),
+            requests=int(group["requests"].sum()),
+            hits=int(group["hits"].sum()),
+            hitrate=round(float(group["hits"].sum() / group["requests"].sum()), 6),
+            model_versions=sorted(requests.loc[requests["arm"] == arm, "model_version"].unique().tolist()),
+        ).__dict__
+    result: dict = {"arms": arms}
+    names = [a for a in weights if a in arms] or sorted(arms)
+    srm = srm_check([arms[a]["users"] if a in arms else 0 for a in weights], list(weights.values()))
+    result["srm"] = {
+        "p_value": srm.p_value,
+        "flag": srm.flag,
+        "chi2": srm.chi2,
+        "users": {a: arms.get(a, {}).get("users", 0) for a in weights},
+        "expected": dict(zip(weights, srm.expected, strict=True)),
+    }
+    if control in arms and treatment in arms:
+        c, t = users[users["arm"] == control], users[users["arm"] == treatment]
+        test = two_sided_ttest(ratio_statistic(c), ratio_statistic(t))
+        result["delta"] = {
+            "absolute": test.absolute,
+            "relative": test.relative,
+            "ci95_absolute": list(test.ci95_absolute),
+            "ci95_relative": list(test.ci95_relative),
+            "p_value": test.p_value,
+            "method": "delta method on per-user sums (ratio metric)",
+        }
+        if test.message:
+            result["delta"]["message"] = test.message
+        welch = two_sided_ttest(
+            mean_statistic(c["hits"] / c["requests"]), mean_statistic(t["hits"] / t["requests"])
+        )
+        result["welch"] = {"p_value": welch.p_value, "method": "Welch's t-test on per-user hit rates"}
+    else:
+        result["delta"] = {
+            "message": f"need both arms {control!r} and {treatment!r} to compare; have {names}"
+        }
+        result["welch"] = {"p_value": None}
+    return result
+
+
+def analyze(
+    engine: Engine,
+    *,
+    experiment: str | None,
+    window: str,
+    weights: dict[str, float],
+    control: str = "control",
+    treatment: str = "test",
+    topic: str | None = None,
+) -> dict:
+    exposures = load_exposures(engine, experiment)
+    excluded = int((~exposures["in_experiment"]).sum())
+    exposures = exposures[exposures["in_experiment"]]
+    if topic is not None:
+        exposures = exposures[exposures["topic"] == topic]
+    if exposures.empty:
+        raise AnalysisError("no in-experiment exposures to analyse")
+    span = parse_window(window)
+    likes = load_likes(engine, exposures["request_time"].min(), exposures["request_time"].max() + span)
+    exposures = exposures.assign(hit=mark_hits(exposures, likes, span).to_numpy())
+    result = {
+        "experiment": experiment or ", ".join(sorted(exposures["experiment"].unique())),
+        "window": window,
+        **compare(exposures, control, treatment, weights),
+        "excluded_not_in_experiment": excluded,
+    }
+    # A model swap during the experiment: the same comparison per (control, test) version pair.
+    versions = exposures.groupby("arm")["model_version"].nunique()
+    if (versions > 1).any():
+        splits = []
+        for (arm, version), group in exposures.groupby(["arm", "model_version"]):
+            splits.append(
+                {
+                    "arm": arm,
+                    "model_version": version,
+                    "users": int(group["user_id"].nunique()),
+                    "requests": int(len(group)),
+                    "hits": int(group["hit"].sum()),
+                    "hitrate": round(float(group["hit"].mean()), 6),
+                    "first_request": str(group["request_time"].min()),
+                    "last_request": str(group["request_time"].max()),
+                }
+            )
+        result["by_model_version"] = splits
+    return result
