@@ -70,8 +70,9 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from gateway.bench import BenchError
     from gateway.features.offline import FeatureStoreError
     from gateway.rankers.registry import ModelError
+    from gateway.simulation import SimulationError
 
-    return (*errors, FeatureStoreError, ModelError, BenchError, AnalysisError)
+    return (*errors, FeatureStoreError, ModelError, BenchError, AnalysisError, SimulationError)
 
 
 def friendly(func):
@@ -422,6 +423,70 @@ def bench(
     console.print(f"errors: {summary['errors']}, statuses: {summary['statuses']}")
 
 
+@app.command("simulate")
+@friendly
+def simulate_command(
+    url: Annotated[str, typer.Option(help="Gateway base URL.")] = "http://127.0.0.1:8000",
+    db: DbOption = None,
+    users: Annotated[int, typer.Option(min=1, help="Active users sampled from the world.")] = 2000,
+    requests: Annotated[int, typer.Option(min=1, max=10_000_000, help="Requests to send.")] = 5000,
+    start: Annotated[
+        str | None, typer.Option(help="First simulated day, ISO date (default: the day after the feed ends).")
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, max=365, help="Simulated days.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed: the run is deterministic for a seed.")] = 0,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="Concurrent clients (each owns a set of users).")
+    ] = 4,
+    max_seconds: Annotated[float, typer.Option(min=1, help="Stop sending after this many seconds.")] = 3600,
+    config: ConfigOption = None,
+) -> None:
+    """Drive the running gateway and let the world's users react (rows into feed_data)."""
+    import os
+
+    import pandas as pd
+
+    from gateway.simulation import default_start, simulate
+    from gateway.world.load import load_truth
+
+    token = os.environ.get("RECSYS_ADMIN_TOKEN")
+    if not token:
+        raise UserError(
+            "set RECSYS_ADMIN_TOKEN to the gateway's admin token: the simulator sends events to POST /events"
+        )
+    engine = _engine(db, config)
+    truth = load_truth(engine)
+    try:
+        first_day = pd.Timestamp(start) if start else default_start(engine)
+    except ValueError as exc:
+        raise UserError(f"bad --start {start!r}: use an ISO date such as 2021-12-30") from exc
+    report = simulate(
+        url,
+        engine,
+        truth,
+        admin_token=token,
+        users=users,
+        requests=requests,
+        start=first_day,
+        days=days,
+        seed=seed,
+        concurrency=concurrency,
+        max_seconds=max_seconds,
+    )
+    console.print(
+        f"{report.served:,}/{report.requests:,} requests served ({report.failed} failed) in {report.seconds:.1f} s; "
+        f"{report.views:,} views, {report.likes:,} likes written to feed_data; per arm: "
+        + ", ".join(
+            f"{a} {n} requests, {report.hits.get(a, 0) / max(n, 1):.3f} liked one of the 5"
+            for a, n in sorted(report.arms.items())
+        )
+    )
+    if report.stopped_early:
+        console.print("[yellow]stopped early: --max-seconds reached[/]")
+    if report.failed:
+        raise UserError(f"{report.failed} requests failed, e.g. {report.errors[:2]}")
+
+
 def print_analysis(result: dict) -> None:
     srm = result["srm"]
     if srm["flag"]:
@@ -500,6 +565,52 @@ def analyze(
         print(json.dumps(result, default=str))
         return
     print_analysis(result)
+
+
+@analyze_app.command("validate")
+@friendly
+def analyze_validate(
+    runs: Annotated[
+        int,
+        typer.Option(
+            min=10,
+            max=100_000,
+            help="Simulated experiments of each kind (1000: the FPR estimate has SE 0.7 pt; 200 runs give 1.5 pt).",
+        ),
+    ] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    users: Annotated[
+        int, typer.Option(min=100, help="Users in the request pool (1-6 requests each).")
+    ] = 4000,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    features_dir: FeaturesDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Repeated A/A (false-positive rate) and A/B with a known effect (interval coverage), in process."""
+    from gateway.analysis.validation import validate
+    from gateway.training import time_split
+    from gateway.world.load import load_truth
+    from gateway.world.oracle import OracleRanker
+
+    settings = _settings(config)
+    store = _store(features_dir, config)
+    oracle = OracleRanker(load_truth(_engine(db, config)), store)
+    window = time_split(
+        store, settings.training.validation_days, settings.training.evaluation_days
+    ).evaluation
+    result = validate(store, oracle, window, runs=runs, seed=seed, users=users)
+    if as_json:
+        print(json.dumps(result.as_json()))
+        return
+    console.print(
+        f"{result.runs} runs each, {result.users:,} users, {result.requests:,} requests per run\n"
+        f"A/A (popularity vs popularity): false-positive rate at alpha 0.05 = {result.aa_false_positive_rate:.3f} "
+        f"(95 % CI {result.aa_ci95[0]:.3f}-{result.aa_ci95[1]:.3f}; must be 0.03-0.07)\n"
+        f"A/B (popularity vs oracle, true effect {result.ab_true_effect:+.4f}): 95 % interval coverage = "
+        f"{result.ab_coverage:.3f} (95 % CI {result.ab_coverage_ci95[0]:.3f}-{result.ab_coverage_ci95[1]:.3f}); "
+        f"power {result.ab_power:.3f}"
+    )
 
 
 @app.command("demo")
