@@ -11,9 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -26,17 +23,11 @@ from gateway.storage import connect, read_frame
 from gateway.training import train_arm
 from gateway.world.generate import synthesize
 from gateway.world.params import SCALES
-from tests.conftest import TINY_SEED, write_config
+from tests.conftest import TINY_SEED, LiveServer, write_config
 
 pytestmark = pytest.mark.postgres
 TOKEN = "live-test-token"
 SALT = "live-salt"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -81,30 +72,11 @@ def live(tmp_path_factory, tiny_store, tiny_store_dir, tiny_models):
         "spill_dir": root / "spill",
     }
     write_config(config, salt=SALT, **settings)
-    port = _free_port()
-    env = {**os.environ, "RECSYS_ADMIN_TOKEN": TOKEN}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config), "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {proc.stdout.read()}")
+    server = LiveServer(config, {"RECSYS_ADMIN_TOKEN": TOKEN})
+    url, proc = server.url, server.proc
     state = {"url": url, "proc": proc, "db": db, "config": config, "settings": settings, "served": {}}
     yield state
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+    server.stop()
     admin.dispose()
     cleanup = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with cleanup.connect() as conn:
