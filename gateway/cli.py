@@ -541,6 +541,9 @@ def analyze(
         str, typer.Option(help="A hit is a like within this time after the request (e.g. 1h, 30min).")
     ] = "1h",
     topic: Annotated[str | None, typer.Option(help="Only requests filtered to this topic.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only requests at or after this (ISO) request time.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -560,6 +563,7 @@ def analyze(
         control=names[0],
         treatment=names[1],
         topic=topic,
+        since=since,
     )
     if as_json:
         print(json.dumps(result, default=str))
@@ -646,6 +650,8 @@ def demo(
         report_path=report_path,
         config_path=config,
         bench_requests=bench_requests,
+        sim_requests=sim_requests,
+        sim_users=sim_users,
     )
     evaluation = report.evaluation or {}
     table = Table(
@@ -661,12 +667,20 @@ def demo(
         table.add_row(name, f"{value:.4f}", f"[{lo:.4f}, {hi:.4f}]", "" if auc is None else f"{auc:.4f}")
     console.print(table)
     if report.serving:
-        s = report.serving
-        arms = ", ".join(f"{a}: {v['count']}" for a, v in s["arms"].items())
+        bench, sim = report.serving["bench"], report.serving["simulation"]
+        arms = ", ".join(f"{a}: {v['count']}" for a, v in bench["arms"].items())
         console.print(
-            f"gateway: {s['requests']} requests through HTTP, {s['errors']} errors, p50 {s['overall'].get('p50_ms')} ms, "
-            f"p99 {s['overall'].get('p99_ms')} ms, {s['overall'].get('throughput_rps')} req/s; "
-            f"arms {arms}; exposures logged {s['exposures_logged']}"
+            f"gateway bench: {bench['requests']} requests, {bench['errors']} errors, p50 {bench['overall'].get('p50_ms')} ms, "
+            f"p99 {bench['overall'].get('p99_ms')} ms, {bench['overall'].get('throughput_rps')} req/s ({arms})"
+        )
+        console.print(
+            f"simulation from {sim['start']}: {sim['served']}/{sim['requests']} requests served, {sim['views']:,} views and "
+            f"{sim['likes']:,} likes written back; exposures logged {report.serving['exposures_logged']} "
+            f"of {report.serving['requests_sent']} requests sent"
+        )
+        print_analysis(report.serving["analysis"])
+        console.print(
+            f"analysis → {report_path.parent / 'analysis.json'}; notebook → {report.serving['notebook']}"
         )
     console.print("step times (s): " + ", ".join(f"{k} {v}" for k, v in report.steps.items()))
     console.print(

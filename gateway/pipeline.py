@@ -34,6 +34,8 @@ def run_pipeline(
     report_path: Path,
     config_path: Path | None = None,
     bench_requests: int = 1000,
+    sim_requests: int = 3000,
+    sim_users: int = 1000,
 ) -> PipelineReport:
     from gateway.evaluation import evaluate
     from gateway.features.offline import build_feature_store
@@ -103,29 +105,60 @@ def run_pipeline(
     )
     report.evaluation = result.as_json()
     report.serving = step(
-        "serve + bench", lambda: serve_and_bench(settings, config_path, store, engine, bench_requests)
+        "serve, bench, simulate, analyse",
+        lambda: run_gateway_journey(
+            settings,
+            config_path,
+            store,
+            engine,
+            bench_requests=bench_requests,
+            sim_requests=sim_requests,
+            sim_users=sim_users,
+            seed=seed,
+            reports_dir=report_path.parent,
+        ),
     )
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(json.dumps(report.__dict__, indent=1))
     return report
 
 
-def serve_and_bench(settings: Settings, config_path: Path | None, store, engine, requests: int) -> dict:
-    """Start the real gateway (uvicorn, in a thread), load it with ``recsys bench``'s generator,
-    stop it gracefully and count the exposures it logged."""
+def run_gateway_journey(
+    settings: Settings,
+    config_path: Path | None,
+    store,
+    engine,
+    *,
+    bench_requests: int,
+    sim_requests: int,
+    sim_users: int,
+    seed: int,
+    reports_dir: Path,
+) -> dict:
+    """Start the real gateway (uvicorn, in a thread); load it with the bench; run the closed-loop
+    simulation; stop it gracefully (the exposure log flushes); analyse the simulated experiment
+    and execute the analysts' notebook on it."""
+    import os
+    import secrets
     import socket
     import threading
 
     import uvicorn
     from sqlalchemy import text
 
+    from gateway.analysis.notebook import execute_notebook
+    from gateway.analysis.report import analyze
     from gateway.bench import run_bench
     from gateway.exposure import exposure_metadata, exposures
     from gateway.serving.main import create_app
+    from gateway.simulation import default_start, simulate
+    from gateway.world.load import load_truth
 
+    token = os.environ.setdefault("RECSYS_ADMIN_TOKEN", secrets.token_hex(16))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
     exposure_metadata.create_all(engine, tables=[exposures])
     with engine.connect() as conn:  # count only this run's exposures
         before = conn.execute(text("SELECT COUNT(*) FROM exposures")).scalar_one()
@@ -139,19 +172,72 @@ def serve_and_bench(settings: Settings, config_path: Path | None, store, engine,
         time.sleep(0.1)
     if not server.started:
         raise RuntimeError("the gateway did not start")
-    day0, days = store.manifest["day0"], store.manifest["days"]
-    result = run_bench(
-        f"http://127.0.0.1:{port}",
-        store.user_ids,
-        (day0 + (days - 7) * 86400, day0 + days * 86400),
-        requests=requests,
-        concurrency=4,
-        seed=1,
-    )
-    server.should_exit = True
-    thread.join(60)
+    try:
+        day0, days = store.manifest["day0"], store.manifest["days"]
+        stderr.print(f"bench: {bench_requests} requests, 4 clients")
+        bench = run_bench(
+            url,
+            store.user_ids,
+            (day0 + (days - 7) * 86400, day0 + days * 86400),
+            requests=bench_requests,
+            concurrency=4,
+            seed=1,
+        )
+        start = default_start(engine)
+        simulation = simulate(
+            url,
+            engine,
+            load_truth(engine),
+            admin_token=token,
+            users=sim_users,
+            requests=sim_requests,
+            start=start,
+            days=3,
+            seed=seed,
+            concurrency=4,
+        )
+    finally:
+        server.should_exit = True
+        thread.join(60)
     with engine.connect() as conn:
         logged = conn.execute(text("SELECT COUNT(*) FROM exposures")).scalar_one() - before
-    summary = result.summary()
+    weights = {a.name: a.weight for a in settings.experiment.arms}
+    names = list(weights)
+    analysis = analyze(
+        engine,
+        experiment=settings.experiment.name,
+        window="1h",
+        weights=weights,
+        control=names[0],
+        treatment=names[1],
+        since=str(start),
+    )
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    (reports_dir / "analysis.json").write_text(json.dumps(analysis, indent=1, default=str))
+    notebook = execute_notebook(
+        reports_dir / "analysis.executed.ipynb",
+        {
+            "db_url": str(engine.url.render_as_string(hide_password=False)),
+            "config_path": str(config_path) if config_path else "config.yaml",
+            "experiment": settings.experiment.name,
+            "window": "1h",
+        },
+    )
+    summary = bench.summary()
     summary["exposures_logged"] = int(logged)
-    return summary
+    return {
+        "bench": summary,
+        "simulation": {
+            "requests": simulation.requests,
+            "served": simulation.served,
+            "failed": simulation.failed,
+            "views": simulation.views,
+            "likes": simulation.likes,
+            "start": str(start),
+            "seconds": round(simulation.seconds, 1),
+        },
+        "analysis": analysis,
+        "notebook": str(notebook),
+        "requests_sent": summary["requests"] + simulation.served,
+        "exposures_logged": int(logged),
+    }

@@ -155,7 +155,7 @@ def simulate(
                     r = client.get(
                         f"{base}/post/recommendations/",
                         params={"id": int(user_id), "time": stamp, "limit": limit},
-                        headers={"X-Request-ID": f"sim-{seed}-{index}"},
+                        headers={"X-Request-ID": f"sim-{seed}-{start:%Y%m%d}-{index}"},
                     )
                 except httpx.HTTPError as exc:
                     with lock:

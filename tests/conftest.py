@@ -165,3 +165,56 @@ class LiveServer:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(60)
+
+
+SIM_TOKEN = "sim-token"
+
+
+@pytest.fixture(scope="session")
+def simulated(tiny_db, tiny_store_dir, tiny_models, tmp_path_factory):
+    """A copy of the tiny world after 600 requests through the real gateway (3 clients)."""
+    import shutil
+
+    from gateway.simulation import default_start, simulate
+    from gateway.storage import read_frame
+    from gateway.world.load import load_truth
+
+    root = tmp_path_factory.mktemp("sim")
+    shutil.copy(tiny_db.removeprefix("sqlite:///"), root / "world.db")
+    db = f"sqlite:///{root / 'world.db'}"
+    config = write_config(
+        root / "config.yaml",
+        db=db,
+        features_dir=tiny_store_dir.parent,
+        models=tiny_models,
+        spill_dir=root / "spill",
+    )
+    engine = connect(db)
+    feed_before = read_frame(engine, "SELECT COUNT(*) AS n FROM feed_data")["n"][0]
+    server = LiveServer(config, {"RECSYS_ADMIN_TOKEN": SIM_TOKEN})
+    try:
+        truth = load_truth(engine)
+        start = default_start(engine)
+        report = simulate(
+            server.url,
+            engine,
+            truth,
+            admin_token=SIM_TOKEN,
+            users=150,
+            requests=600,
+            start=start,
+            days=2,
+            seed=3,
+            concurrency=3,
+        )
+    finally:
+        server.stop()
+    return {
+        "db": db,
+        "config": config,
+        "engine": engine,
+        "report": report,
+        "truth": truth,
+        "start": start,
+        "feed_before": feed_before,
+    }

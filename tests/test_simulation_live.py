@@ -3,54 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from gateway.analysis.report import analyze
-from gateway.simulation import default_start, plan_requests, react, simulate
-from gateway.storage import connect, read_frame
-from gateway.world.load import load_truth
-from tests.conftest import LiveServer, write_config
-
-TOKEN = "sim-token"
-
-
-@pytest.fixture(scope="module")
-def simulated(tiny_db, tiny_store_dir, tiny_models, tmp_path_factory):
-    root = tmp_path_factory.mktemp("sim")
-    shutil.copy(tiny_db.removeprefix("sqlite:///"), root / "world.db")
-    db = f"sqlite:///{root / 'world.db'}"
-    config = write_config(
-        root / "config.yaml",
-        db=db,
-        features_dir=tiny_store_dir.parent,
-        models=tiny_models,
-        spill_dir=root / "spill",
-    )
-    engine = connect(db)
-    feed_before = read_frame(engine, "SELECT COUNT(*) AS n FROM feed_data")["n"][0]
-    server = LiveServer(config, {"RECSYS_ADMIN_TOKEN": TOKEN})
-    try:
-        truth = load_truth(engine)
-        start = default_start(engine)
-        report = simulate(
-            server.url,
-            engine,
-            truth,
-            admin_token=TOKEN,
-            users=150,
-            requests=600,
-            start=start,
-            days=2,
-            seed=3,
-            concurrency=3,
-        )
-    finally:
-        server.stop()
-    return {"engine": engine, "report": report, "truth": truth, "start": start, "feed_before": feed_before}
+from gateway.simulation import plan_requests, react
+from gateway.storage import read_frame
 
 
 def test_every_request_served_and_reactions_written(simulated):

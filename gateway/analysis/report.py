@@ -99,6 +99,7 @@ class ArmSummary:
     hits: int
     hitrate: float
     model_versions: list[str] = field(default_factory=list)
+    ci95: list[float] = field(default_factory=list)
 
 
 def compare(requests: pd.DataFrame, control: str, treatment: str, weights: dict[str, float]) -> dict:
@@ -106,12 +107,15 @@ def compare(requests: pd.DataFrame, control: str, treatment: str, weights: dict[
     users = per_user(requests)
     arms = {}
     for arm, group in users.groupby("arm"):
+        stat = ratio_statistic(group)
+        half = 1.959964 * (stat.variance / stat.n) ** 0.5 if stat.n > 1 else float("nan")
         arms[arm] = ArmSummary(
             users=len(group),
             requests=int(group["requests"].sum()),
             hits=int(group["hits"].sum()),
             hitrate=round(float(group["hits"].sum() / group["requests"].sum()), 6),
             model_versions=sorted(requests.loc[requests["arm"] == arm, "model_version"].unique().tolist()),
+            ci95=[round(float(stat.mean - half), 6), round(float(stat.mean + half), 6)],
         ).__dict__
     result: dict = {"arms": arms}
     names = [a for a in weights if a in arms] or sorted(arms)
@@ -148,6 +152,34 @@ def compare(requests: pd.DataFrame, control: str, treatment: str, weights: dict[
     return result
 
 
+def experiment_requests(
+    engine: Engine, *, experiment: str | None, window: str, topic: str | None = None, since: str | None = None
+) -> tuple[pd.DataFrame, int]:
+    """In-experiment exposures (request time >= ``since``) with a ``hit`` column, and how many were excluded."""
+    exposures = load_exposures(engine, experiment)
+    if since is not None:
+        try:
+            exposures = exposures[exposures["request_time"] >= pd.Timestamp(since)]
+        except ValueError as exc:
+            raise AnalysisError(f"bad --since {since!r}: use an ISO date or datetime") from exc
+    excluded = int((~exposures["in_experiment"]).sum())
+    exposures = exposures[exposures["in_experiment"]]
+    if topic is not None:
+        exposures = exposures[exposures["topic"] == topic]
+    if exposures.empty:
+        raise AnalysisError("no in-experiment exposures to analyse")
+    span = parse_window(window)
+    likes = load_likes(engine, exposures["request_time"].min(), exposures["request_time"].max() + span)
+    return exposures.assign(hit=mark_hits(exposures, likes, span).to_numpy()), excluded
+
+
+def cumulative_hitrate(requests: pd.DataFrame, freq: str = "1h") -> pd.DataFrame:
+    """Hitrate@5 per arm accumulated over request time (rows: time bins, columns: arms)."""
+    binned = requests.set_index("request_time").groupby("arm").resample(freq)["hit"].agg(["sum", "count"])
+    cumulative = binned.groupby(level="arm").cumsum()
+    return (cumulative["sum"] / cumulative["count"]).unstack("arm").ffill()
+
+
 def analyze(
     engine: Engine,
     *,
@@ -157,24 +189,18 @@ def analyze(
     control: str = "control",
     treatment: str = "test",
     topic: str | None = None,
+    since: str | None = None,
 ) -> dict:
-    exposures = load_exposures(engine, experiment)
-    excluded = int((~exposures["in_experiment"]).sum())
-    exposures = exposures[exposures["in_experiment"]]
-    if topic is not None:
-        exposures = exposures[exposures["topic"] == topic]
-    if exposures.empty:
-        raise AnalysisError("no in-experiment exposures to analyse")
-    span = parse_window(window)
-    likes = load_likes(engine, exposures["request_time"].min(), exposures["request_time"].max() + span)
-    exposures = exposures.assign(hit=mark_hits(exposures, likes, span).to_numpy())
+    exposures, excluded = experiment_requests(
+        engine, experiment=experiment, window=window, topic=topic, since=since
+    )
     result = {
         "experiment": experiment or ", ".join(sorted(exposures["experiment"].unique())),
         "window": window,
         **compare(exposures, control, treatment, weights),
         "excluded_not_in_experiment": excluded,
     }
-    # A model swap during the experiment: the same comparison per (control, test) version pair.
+    # A model swap during the experiment: each arm's figures per model version that served.
     versions = exposures.groupby("arm")["model_version"].nunique()
     if (versions > 1).any():
         splits = []

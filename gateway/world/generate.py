@@ -11,6 +11,7 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from gateway.columns import Tables
+from gateway.exposure import exposure_metadata, exposures
 from gateway.progress import track
 from gateway.storage import bulk_insert, table_exists
 from gateway.storage.schema import (
@@ -104,6 +105,8 @@ def synthesize(engine: Engine, scale: P.Scale, seed: int, *, replace: bool = Fal
                 f"a world already exists in {engine.url.render_as_string()}: pass --replace to overwrite it"
             )
         metadata.drop_all(engine, tables=[*SOURCE_TABLES, *WORLD_TABLES])
+        # The exposure log belongs to experiments on the replaced world: it goes too.
+        exposure_metadata.drop_all(engine, tables=[exposures])
     metadata.create_all(engine, tables=[*SOURCE_TABLES, *WORLD_TABLES])
 
     users = generate_users(scale.users, _rng(seed, 1))

@@ -71,13 +71,15 @@ def test_window_edges_repeats_coverage_and_users_without_likes(tmp_path):
     ]
     engine = _db(tmp_path, rows, likes)
     result = analyze(engine, experiment="e", window="1h", weights={"control": 0.5, "test": 0.5})
-    assert result["arms"]["control"] == {
+    control = result["arms"]["control"]
+    assert {k: control[k] for k in ("users", "requests", "hits", "hitrate", "model_versions")} == {
         "users": 2,
         "requests": 3,
         "hits": 1,
         "hitrate": round(1 / 3, 6),
         "model_versions": ["control-v1"],
     }
+    assert control["ci95"][0] < control["hitrate"] < control["ci95"][1]
     assert (
         result["arms"]["test"]["users"] == 2
         and result["arms"]["test"]["requests"] == 3
