@@ -628,8 +628,12 @@ def demo(
     ] = False,
     requests: Annotated[int, typer.Option(min=10, help="Evaluation requests.")] = 2000,
     bench_requests: Annotated[
-        int, typer.Option(min=10, help="Requests sent through the live gateway.")
+        int, typer.Option(min=10, help="Bench requests sent through the live gateway.")
     ] = 1000,
+    sim_requests: Annotated[
+        int, typer.Option(min=10, help="Simulated (closed-loop) requests through the gateway.")
+    ] = 3000,
+    sim_users: Annotated[int, typer.Option(min=10, help="Users taking part in the simulation.")] = 1000,
     config: ConfigOption = None,
 ) -> None:
     """The main job end to end: world → features → train both arms → evaluate (embedded DB by default)."""
