@@ -25,6 +25,7 @@ class BenchResult:
     seconds: float
     latencies_ms: dict[str, list[float]]
     statuses: dict[int, int]
+    warmup: int = 0
 
     def summary(self) -> dict:
         def stats(values: list[float]) -> dict:
@@ -43,6 +44,7 @@ class BenchResult:
         everything = [v for values in self.latencies_ms.values() for v in values]
         return {
             "requests": self.requests,
+            "warmup_requests": self.warmup,
             "errors": self.errors,
             "seconds": round(self.seconds, 2),
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
@@ -110,4 +112,4 @@ def run_bench(
         t.start()
     for t in threads:
         t.join()
-    return BenchResult(requests, errors, time.perf_counter() - started, latencies, statuses)
+    return BenchResult(requests, errors, time.perf_counter() - started, latencies, statuses, warmup)

@@ -238,6 +238,6 @@ def run_gateway_journey(
         },
         "analysis": analysis,
         "notebook": str(notebook),
-        "requests_sent": summary["requests"] + simulation.served,
+        "requests_sent": summary["requests"] + summary["warmup_requests"] + simulation.served,
         "exposures_logged": int(logged),
     }
