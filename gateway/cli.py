@@ -326,6 +326,10 @@ def evaluate_command(
         table.add_row(name, f"{value:.4f}", f"[{lo:.4f}, {hi:.4f}]", "" if auc is None else f"{auc:.4f}")
     console.print(table)
     console.print(f"truth ROC-AUC on the same held-out views: {result.auc['truth']:.4f}")
+    console.print(
+        "topic-filtered requests (the topic of the post being viewed): "
+        + ", ".join(f"{name} {value:.4f}" for name, value in result.topic_hitrate.items())
+    )
 
 
 @app.command("serve")
@@ -525,6 +529,13 @@ def print_analysis(result: dict) -> None:
     console.print(
         f"SRM: p = {srm['p_value']:.4f}; excluded (not in experiment): {result['excluded_not_in_experiment']} requests"
     )
+    for key, group in result.get("by", {}).get("groups", {}).items():
+        summary = ", ".join(
+            f"{arm} {a['requests']} requests Hitrate@5 {a['hitrate']:.4f}" for arm, a in group["arms"].items()
+        )
+        d = group["delta"]
+        diff = f"; test − control {d['absolute']:+.4f} (p = {d['p_value']:.3f})" if "absolute" in d else ""
+        console.print(f"  [{result['by']['field']} = {key}] {summary}{diff}")
     for split in result.get("by_model_version", []):
         console.print(
             f"  {split['arm']} {split['model_version']}: {split['requests']} requests, Hitrate@5 {split['hitrate']:.4f} ({split['first_request']} .. {split['last_request']})"
@@ -543,6 +554,9 @@ def analyze(
     topic: Annotated[str | None, typer.Option(help="Only requests filtered to this topic.")] = None,
     since: Annotated[
         str | None, typer.Option(help="Only requests at or after this (ISO) request time.")
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Also split the result by topic, cold_start or mood.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     config: ConfigOption = None,
@@ -564,6 +578,7 @@ def analyze(
         treatment=names[1],
         topic=topic,
         since=since,
+        split_by=by,
     )
     if as_json:
         print(json.dumps(result, default=str))

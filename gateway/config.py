@@ -68,6 +68,10 @@ class ExperimentSettings(BaseModel):
         return value
 
 
+class ServingSettings(BaseModel):
+    mood_weight: float = Field(0.5, ge=0.0, le=1.0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECSYS_", env_nested_delimiter="__", extra="ignore")
 
@@ -76,6 +80,7 @@ class Settings(BaseSettings):
     world: WorldSettings = WorldSettings()
     training: TrainingSettings = TrainingSettings()
     experiment: ExperimentSettings = ExperimentSettings()
+    serving: ServingSettings = ServingSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -32,6 +32,8 @@ class EvaluationResult:
     auc: dict[str, float]
     versions: dict[str, str] = field(default_factory=dict)
     window: list[str] = field(default_factory=list)
+    topic_hitrate: dict[str, float] = field(default_factory=dict)
+    topic_ci95: dict[str, list[float]] = field(default_factory=dict)
 
     def as_json(self) -> dict:
         return {
@@ -39,6 +41,8 @@ class EvaluationResult:
             "hitrate@5": self.hitrate,
             "ci95": self.ci95,
             "auc": self.auc,
+            "hitrate@5_topic": self.topic_hitrate,
+            "ci95_topic": self.topic_ci95,
             "model_versions": self.versions,
             "evaluation_window": self.window,
         }
@@ -46,13 +50,14 @@ class EvaluationResult:
 
 def sample_requests(
     store: FeatureStore, window: tuple[int, int], n: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (user, time) pairs drawn from logged views of the window."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (user, time) pairs drawn from logged views of the window, with the topic of the
+    post being viewed (the topic a topic-filtered request asks for)."""
     views = logged_views(store, window, 10 * n, seed)
-    pairs = np.unique(np.column_stack([views["user"], views["seconds"]]), axis=0)
-    pick = np.random.default_rng(seed).choice(len(pairs), min(n, len(pairs)), replace=False)
-    pairs = pairs[np.sort(pick)]
-    return pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+    pairs, first = np.unique(np.column_stack([views["user"], views["seconds"]]), axis=0, return_index=True)
+    pick = np.sort(np.random.default_rng(seed).choice(len(pairs), min(n, len(pairs)), replace=False))
+    topics = store.posts["topic"][views["post"][first[pick]]]
+    return pairs[pick, 0].astype(np.int64), pairs[pick, 1].astype(np.int64), topics.astype(np.int64)
 
 
 def evaluate(
@@ -68,7 +73,7 @@ def evaluate(
     auc_views: int = 200_000,
 ) -> EvaluationResult:
     split = time_split(store, validation_days, evaluation_days)
-    users, seconds = sample_requests(store, split.evaluation, requests, seed)
+    users, seconds, topics = sample_requests(store, split.evaluation, requests, seed)
     rankers: dict[str, Ranker] = {
         **models,
         "random": RandomRanker(seed),
@@ -76,6 +81,7 @@ def evaluate(
         "oracle": oracle,
     }
     hits: dict[str, list[np.ndarray]] = {name: [] for name in rankers}
+    topic_hits: dict[str, list[np.ndarray]] = {name: [] for name in rankers if name != "random"}
     writer = None
     dump_file = None
     if dump is not None:
@@ -86,6 +92,7 @@ def evaluate(
     try:
         for start in track(range(0, len(users), CHUNK), "evaluating", total=-(-len(users) // CHUNK)):
             u, s = users[start : start + CHUNK], seconds[start : start + CHUNK]
+            in_topic = store.posts["topic"][None, :] == topics[start : start + CHUNK, None]
             features = store.compute(u, s)
             truth_p = oracle.like_prob(u, s)
             excluded = [store.liked_before(int(a), int(b)) for a, b in zip(u, s, strict=True)]
@@ -94,6 +101,12 @@ def evaluate(
                 best = top_k(scores, K, excluded)
                 p_top = np.where(best >= 0, np.take_along_axis(truth_p, np.maximum(best, 0), axis=1), 0.0)
                 hits[name].append(expected_hit(p_top))
+                if name in topic_hits:  # the same ranking, restricted to the request's topic
+                    best_t = top_k(np.where(in_topic, scores, -np.inf), K, excluded)
+                    p_t = np.where(
+                        best_t >= 0, np.take_along_axis(truth_p, np.maximum(best_t, 0), axis=1), 0.0
+                    )
+                    topic_hits[name].append(expected_hit(p_t))
                 if writer is not None:
                     for row in range(len(u)):
                         stamp = np.datetime64(int(s[row]), "s").astype(str).replace("T", " ")
@@ -112,10 +125,13 @@ def evaluate(
     finally:
         if dump_file is not None:
             dump_file.close()
-    hitrate, ci95 = {}, {}
+    hitrate, ci95, topic_rate, topic_ci95 = {}, {}, {}, {}
     for name, parts in hits.items():
         mean, lo, hi = mean_ci95(np.concatenate(parts))
         hitrate[name], ci95[name] = round(mean, 5), [round(lo, 5), round(hi, 5)]
+    for name, parts in topic_hits.items():
+        mean, lo, hi = mean_ci95(np.concatenate(parts))
+        topic_rate[name], topic_ci95[name] = round(mean, 5), [round(lo, 5), round(hi, 5)]
     # ROC-AUC on held-out logged views.
     views = logged_views(store, split.evaluation, auc_views, seed + 7)
     view_features = features_for_views(store, views)
@@ -127,4 +143,4 @@ def evaluate(
     )
     versions = {name: ranker.version for name, ranker in models.items()}
     window = [str(np.datetime64(split.evaluation[0], "s")), str(np.datetime64(split.evaluation[1], "s"))]
-    return EvaluationResult(len(users), hitrate, ci95, auc, versions, window)
+    return EvaluationResult(len(users), hitrate, ci95, auc, versions, window, topic_rate, topic_ci95)

@@ -122,3 +122,20 @@ def _with_view(events: dict, user: int, post: int, second: int) -> dict:
     out = _with_like(events, user, post, second)
     out["like"][-1] = False
     return out
+
+
+def test_mood_encoder_matches_scikit_learn(tiny_store_dir):
+    from gateway.features.text import MoodEncoder, TextSpace
+
+    data = np.load(tiny_store_dir / "text_space.npz")
+    space = TextSpace(data["vocabulary"].tolist(), data["idf"], data["components"], data["centers"])
+    encoder = MoodEncoder.load(tiny_store_dir / "text_space.npz")
+    texts = [
+        "A scary horror film with zombies, zombies!",
+        "football goal penalty",
+        "xyzzy plugh",
+        "The the THE",
+    ]
+    expected = space.embed(texts)
+    for text, row in zip(texts, expected, strict=True):
+        np.testing.assert_allclose(encoder.embed(text), row, atol=1e-6)

@@ -172,3 +172,60 @@ def test_events_make_new_likes_visible_and_excluded(served, tiny_store, monkeypa
     )
     assert bad.status_code == 422 and "unknown user" in bad.json()["detail"]
     assert client.post("/events", json={"events": []}, headers=auth).status_code == 422
+
+
+FOOTBALL = "football goal striker penalty chelsea arsenal liverpool premiership midfielder keeper"
+
+
+def _topic_share(client, users, topic, **params):
+    shares = []
+    for user in users:
+        recs = client.get(
+            "/post/recommendations/", params={"id": user, "time": WHEN, "limit": 5, **params}
+        ).json()["recommendations"]
+        shares.append(sum(p["topic"] == topic for p in recs) / len(recs))
+    return float(np.mean(shares))
+
+
+def test_mood_moves_the_feed_toward_matching_texts(served, tiny_store):
+    client, sink, app = served
+    users = [int(u) for u in tiny_store.user_ids[100:160]]
+    plain = _topic_share(client, users, "sport")
+    moody = _topic_share(client, users, "sport", mood=FOOTBALL)
+    assert moody >= plain + 0.3, (plain, moody)
+    r = client.get(
+        "/post/recommendations/", params={"id": users[0], "time": WHEN, "mood": "  " + FOOTBALL + "  "}
+    )
+    app.state.writer.flush()
+    row = sink.rows[r.headers["X-Request-ID"]]
+    assert row.mood == FOOTBALL and not row.cold_start
+
+
+@pytest.mark.parametrize("mood", ["", "   ", "x" * 201, "\x00\x01\x02", "12345 !!!", "ok\x07"])
+def test_bad_moods_are_422(served, tiny_store, mood):
+    client, _, _ = served
+    r = client.get(
+        "/post/recommendations/", params={"id": int(tiny_store.user_ids[0]), "time": WHEN, "mood": mood}
+    )
+    assert r.status_code == 422 and "mood" in r.json()["detail"]
+
+
+def test_cold_start_serves_content_and_is_logged(served, tiny_store):
+    client, sink, app = served
+    stranger = 99_999_999
+    r = client.get(
+        "/post/recommendations/", params={"id": stranger, "time": WHEN, "topic": "sport", "limit": 5}
+    )
+    assert r.status_code == 200, r.text
+    assert {p["topic"] for p in r.json()["recommendations"]} == {"sport"} and len(
+        r.json()["recommendations"]
+    ) == 5
+    assert r.headers["X-Model-Version"] == "cold-start-popularity-1"
+    assert r.json()["exp_group"] == ("control" if md5_bucket(stranger, "test-salt") < 50 else "test")
+    app.state.writer.flush()
+    row = sink.rows[r.headers["X-Request-ID"]]
+    assert row.cold_start and row.topic == "sport"
+    r = client.get("/post/recommendations/", params={"id": stranger, "time": WHEN, "mood": FOOTBALL})
+    assert r.status_code == 200 and sum(p["topic"] == "sport" for p in r.json()["recommendations"]) >= 3
+    r = client.get("/post/recommendations/", params={"id": stranger, "time": WHEN})
+    assert r.status_code == 404 and "topic" in r.json()["detail"] and "mood" in r.json()["detail"]

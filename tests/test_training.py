@@ -112,6 +112,8 @@ def test_evaluation_reports_all_rankers(trained, tiny_store, tiny_db, tmp_path):
     assert max(result.hitrate.values()) == result.hitrate["oracle"]
     for name, (lo, hi) in result.ci95.items():
         assert lo <= result.hitrate[name] <= hi
+    assert set(result.topic_hitrate) == {"control", "test", "popularity", "oracle"}
+    assert max(result.topic_hitrate.values()) == result.topic_hitrate["oracle"]
     assert result.auc["truth"] > 0.5 and set(result.auc) >= {"control", "test", "popularity"}
     rows = dump.read_text().splitlines()
     assert rows[0] == "request_id,user_id,timestamp,ranker,rank,post_id"

@@ -41,7 +41,7 @@ def load_exposures(engine: Engine, experiment: str | None) -> pd.DataFrame:
         )
     sql = (
         "SELECT request_id, request_time, user_id, experiment, arm, in_experiment, model_version, post_ids, "
-        "topic, cold_start FROM exposures"
+        "topic, mood, cold_start FROM exposures"
     )
     frame = read_frame(engine, sql, parse_dates=["request_time"])
     if experiment is not None:
@@ -173,6 +173,28 @@ def experiment_requests(
     return exposures.assign(hit=mark_hits(exposures, likes, span).to_numpy()), excluded
 
 
+SPLITS = ("topic", "cold_start", "mood")
+
+
+def split_groups(requests: pd.DataFrame, by: str):
+    """Groups of requests by topic (none = unfiltered), cold start, or whether a mood was sent."""
+    if by not in SPLITS:
+        raise AnalysisError(f"cannot split by {by!r}: use one of {', '.join(SPLITS)}")
+    if by == "topic":
+        key = requests["topic"].fillna("(none)")
+    elif by == "cold_start":
+        key = (
+            requests["cold_start"]
+            .astype(str)
+            .str.lower()
+            .isin(("1", "true", "t"))
+            .map({True: "cold start", False: "known user"})
+        )
+    else:
+        key = requests["mood"].notna().map({True: "with mood", False: "without mood"})
+    return requests.groupby(key)
+
+
 def cumulative_hitrate(requests: pd.DataFrame, freq: str = "1h") -> pd.DataFrame:
     """Hitrate@5 per arm accumulated over request time (rows: time bins, columns: arms)."""
     binned = requests.set_index("request_time").groupby("arm").resample(freq)["hit"].agg(["sum", "count"])
@@ -190,6 +212,7 @@ def analyze(
     treatment: str = "test",
     topic: str | None = None,
     since: str | None = None,
+    split_by: str | None = None,
 ) -> dict:
     exposures, excluded = experiment_requests(
         engine, experiment=experiment, window=window, topic=topic, since=since
@@ -200,6 +223,13 @@ def analyze(
         **compare(exposures, control, treatment, weights),
         "excluded_not_in_experiment": excluded,
     }
+    if split_by is not None:
+        result["by"] = {
+            "field": split_by,
+            "groups": {
+                str(k): compare(g, control, treatment, weights) for k, g in split_groups(exposures, split_by)
+            },
+        }
     # A model swap during the experiment: each arm's figures per model version that served.
     versions = exposures.groupby("arm")["model_version"].nunique()
     if (versions > 1).any():

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
 
 @dataclass
@@ -47,3 +48,46 @@ def fit_text_space(
         centers=kmeans.cluster_centers_.astype(np.float32),
     )
     return space, embedding, kmeans.labels_.astype(np.int64)
+
+
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token_pattern
+
+
+class MoodEncoder:
+    """Embeds short free texts (moods) into the posts' TF-IDF + SVD space, per request.
+
+    Reproduces ``TfidfVectorizer(sublinear_tf=True, stop_words="english")`` + the SVD
+    projection of the offline build without constructing a vectorizer per call (a test
+    checks it against scikit-learn).
+    """
+
+    def __init__(self, vocabulary: list[str], idf: np.ndarray, components: np.ndarray) -> None:
+        self.index = {word: i for i, word in enumerate(vocabulary)}
+        self.idf = np.asarray(idf, dtype=np.float64)
+        self.components = np.asarray(components, dtype=np.float64)  # (dims, vocabulary)
+
+    @classmethod
+    def load(cls, path) -> MoodEncoder:
+        data = np.load(path)
+        return cls(data["vocabulary"].tolist(), data["idf"], data["components"])
+
+    def known_words(self, text: str) -> int:
+        return sum(1 for t in _TOKEN.findall(text.lower()) if t in self.index and t not in ENGLISH_STOP_WORDS)
+
+    def embed(self, text: str) -> np.ndarray:
+        """L2-normalised embedding; all zeros when no word of the text is in the vocabulary."""
+        counts: dict[int, int] = {}
+        for token in _TOKEN.findall(text.lower()):
+            if token in ENGLISH_STOP_WORDS:
+                continue
+            j = self.index.get(token)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
+        if not counts:
+            return np.zeros(self.components.shape[0], dtype=np.float32)
+        cols = np.fromiter(counts, dtype=np.int64)
+        weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64))) * self.idf[cols]
+        weights /= np.linalg.norm(weights)
+        vector = self.components[:, cols] @ weights
+        norm = np.linalg.norm(vector)
+        return (vector / norm if norm > 0 else vector).astype(np.float32)

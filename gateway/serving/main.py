@@ -23,6 +23,7 @@ from gateway.config import Settings, load_settings
 from gateway.exposure import Exposure, ExposureSink, ExposureWriter, SqlExposureSink
 from gateway.features.offline import current_store_dir
 from gateway.features.online import FeatureStore
+from gateway.features.text import MoodEncoder
 from gateway.serving.metrics import Metrics
 from gateway.serving.routes import catalogue, events, ops, recommendations
 from gateway.serving.state import Catalogue, ReloadError, ServingState, build_snapshot
@@ -63,6 +64,7 @@ def create_app(
         store = FeatureStore.load(store_dir)
         app.state.store = store
         app.state.catalogue = Catalogue.load(store_dir, store)
+        app.state.mood_encoder = MoodEncoder.load(store_dir / "text_space.npz")
         app.state.serving = ServingState(build_snapshot(config_path, store, cfg))
         app.state.config_path = config_path
         app.state.engine = make_engine(cfg.database.url)

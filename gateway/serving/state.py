@@ -47,6 +47,7 @@ class Snapshot:
     rankers: dict
     versions: dict[str, str]
     config_path: str
+    mood_weight: float = 0.5
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 

@@ -118,3 +118,24 @@ def test_bad_window_and_missing_table(tmp_path):
     engine = connect(f"sqlite:///{tmp_path}/empty.db", create=True)
     with pytest.raises(AnalysisError, match="no exposures"):
         analyze(engine, experiment=None, window="1h", weights={"control": 1, "test": 1})
+
+
+def test_split_by_cold_start_and_mood(tmp_path):
+    rows = [_row(i, i, "control" if i % 2 else "test", T0, [1, 2, 3, 4, 5]) for i in range(1, 41)]
+    engine = _db(tmp_path, rows, [(T0 + pd.Timedelta("1min"), i, 1) for i in range(1, 41, 3)])
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE exposures SET cold_start = 1, mood = 'happy' WHERE user_id <= 10"))
+    result = analyze(
+        engine, experiment="e", window="1h", weights={"control": 1, "test": 1}, split_by="cold_start"
+    )
+    groups = result["by"]["groups"]
+    assert set(groups) == {"cold start", "known user"}
+    assert sum(a["requests"] for a in groups["cold start"]["arms"].values()) == 10
+    moods = analyze(engine, experiment="e", window="1h", weights={"control": 1, "test": 1}, split_by="mood")[
+        "by"
+    ]["groups"]
+    assert sum(a["requests"] for a in moods["with mood"]["arms"].values()) == 10
+    with pytest.raises(AnalysisError, match="cannot split"):
+        analyze(engine, experiment="e", window="1h", weights={"control": 1, "test": 1}, split_by="os")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 
 from gateway.exposure import Exposure
 from gateway.serving.deps import CatalogueDep, MetricsDep, StateDep, StoreDep, WriterDep
@@ -21,6 +22,22 @@ MAX_USER_ID = 2**31 - 1
 
 
 EPOCH = datetime(1970, 1, 1)
+MAX_MOOD = 200
+
+
+def validate_mood(mood: str) -> str:
+    """A mood is short human text: not empty, no control characters, at least one letter."""
+    text = mood.strip()
+    if not text:
+        raise HTTPException(422, "mood must not be empty")
+    if any(
+        unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") and ch not in "\t" or ch == "\ufffd"
+        for ch in text
+    ):
+        raise HTTPException(422, "mood must be plain text (no control or undecodable characters)")
+    if not any(ch.isalpha() for ch in text):
+        raise HTTPException(422, "mood must contain words")
+    return text
 
 
 def to_epoch_seconds(when: datetime) -> int:
@@ -40,6 +57,7 @@ def to_epoch_seconds(when: datetime) -> int:
     summary="Top posts for a user at a time, from the user's experiment arm",
 )
 def get_recommendations(
+    request: Request,
     response: Response,
     state: StateDep,
     store: StoreDep,
@@ -52,15 +70,26 @@ def get_recommendations(
     ],
     limit: Annotated[int, Query(ge=1, le=100, description="Number of posts")] = 5,
     topic: Annotated[str | None, Query(max_length=32, description="Only posts of this topic")] = None,
+    mood: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_MOOD,
+            description="Free text (≤ 200 chars): re-rank toward posts whose text matches it",
+        ),
+    ] = None,
     x_request_id: Annotated[str | None, Header(description="Optional caller-chosen request id")] = None,
 ) -> RecommendationResponse:
     started = time.perf_counter()
     snapshot = state.snapshot  # one reference for the whole request: a reload cannot split it
     if topic is not None and topic not in catalogue.topic_names:
         raise HTTPException(422, f"unknown topic {topic!r}; valid topics: {', '.join(catalogue.topic_names)}")
+    mood_text = validate_mood(mood) if mood is not None else None
+    mood_vector = request.app.state.mood_encoder.embed(mood_text) if mood_text else None
     seconds = to_epoch_seconds(time_)
     try:
-        result = recommend(snapshot, store, catalogue, id, seconds, limit, topic)
+        result = recommend(
+            snapshot, store, catalogue, id, seconds, limit, topic, mood_vector, snapshot.mood_weight
+        )
     except UnknownUserError as exc:
         metrics.requests.labels("recommendations", "none", "none", "404").inc()
         raise HTTPException(404, str(exc)) from None
@@ -88,6 +117,8 @@ def get_recommendations(
             post_ids=[int(catalogue.post_ids[i]) for i in result.post_idx],
             latency_ms=round(latency * 1000, 3),
             topic=topic,
+            mood=mood_text,
+            cold_start=result.cold_start,
         )
     )
     metrics.requests.labels("recommendations", arm, version, "200").inc()
