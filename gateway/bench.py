@@ -64,8 +64,10 @@ def run_bench(
     limit: int = 5,
     timeout: float = 10.0,
     warmup: int = 20,
+    mood: str | None = None,
 ) -> BenchResult:
     rng = np.random.default_rng(seed)
+    extra = {"mood": mood} if mood else {}
     users = rng.choice(user_ids, requests + warmup)
     times = rng.integers(time_range[0], time_range[1], requests + warmup)
     stamps = [np.datetime64(int(t), "s").astype(str) for t in times]
@@ -79,7 +81,7 @@ def run_bench(
     try:
         with httpx.Client(timeout=timeout) as warm:
             for i in range(warmup):
-                warm.get(base, params={"id": int(users[i]), "time": stamps[i], "limit": limit})
+                warm.get(base, params={"id": int(users[i]), "time": stamps[i], "limit": limit, **extra})
     except httpx.HTTPError as exc:
         raise BenchError(f"cannot reach the gateway at {url}: {exc}") from None
 
@@ -93,7 +95,9 @@ def run_bench(
                     return
                 started = time.perf_counter()
                 try:
-                    r = client.get(base, params={"id": int(users[i]), "time": stamps[i], "limit": limit})
+                    r = client.get(
+                        base, params={"id": int(users[i]), "time": stamps[i], "limit": limit, **extra}
+                    )
                     elapsed = (time.perf_counter() - started) * 1000
                     with lock:
                         statuses[r.status_code] = statuses.get(r.status_code, 0) + 1

@@ -378,6 +378,14 @@ def bench(
     concurrency: Annotated[int, typer.Option(min=1, max=256, help="Concurrent clients.")] = 4,
     limit: Annotated[int, typer.Option(min=1, max=100, help="Posts per request.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed for users and times.")] = 0,
+    mood: Annotated[str | None, typer.Option(help="Send this mood with every request.")] = None,
+    compare_mood: Annotated[
+        str | None,
+        typer.Option(
+            "--compare-mood",
+            help="Run twice in this invocation, without and with this mood, and print the latency difference.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     features_dir: FeaturesDirOption = None,
     config: ConfigOption = None,
@@ -387,44 +395,60 @@ def bench(
 
     store = _store(features_dir, config)
     day0, days = store.manifest["day0"], store.manifest["days"]
-    result = run_bench(
-        url,
-        store.user_ids,
-        (day0 + 6 * 3600, day0 + days * 86400),
-        requests=requests,
-        concurrency=concurrency,
-        seed=seed,
-        limit=limit,
-    )
-    summary = result.summary()
-    if result.requests and result.errors == result.requests:
-        raise UserError(
-            f"every request failed against {url}: is the gateway running? statuses {summary['statuses']}"
+
+    def once(with_mood: str | None) -> dict:
+        result = run_bench(
+            url,
+            store.user_ids,
+            (day0 + 6 * 3600, day0 + days * 86400),
+            requests=requests,
+            concurrency=concurrency,
+            seed=seed,
+            limit=limit,
+            mood=with_mood,
         )
-    if as_json:
-        print(json.dumps(summary))
-        return
-    table = Table(
-        "arm",
-        "requests",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "throughput rps",
-        title=f"{url}: {requests} requests, concurrency {concurrency}",
-    )
-    for name, s in [("all", summary["overall"]), *summary["arms"].items()]:
-        if s.get("count"):
-            table.add_row(
-                name,
-                str(s["count"]),
-                str(s["p50_ms"]),
-                str(s["p95_ms"]),
-                str(s["p99_ms"]),
-                str(s["throughput_rps"]),
+        summary = result.summary()
+        if result.requests and result.errors == result.requests:
+            raise UserError(
+                f"every request failed against {url}: is the gateway running? statuses {summary['statuses']}"
             )
-    console.print(table)
-    console.print(f"errors: {summary['errors']}, statuses: {summary['statuses']}")
+        return summary
+
+    runs = {"without mood": once(None), "with mood": once(compare_mood)} if compare_mood else {"": once(mood)}
+    if compare_mood:
+        plain, moody = runs["without mood"]["overall"], runs["with mood"]["overall"]
+        runs["mood_overhead_ms"] = {
+            k: round(moody[k] - plain[k], 2) for k in ("p50_ms", "p95_ms", "p99_ms", "mean_ms")
+        }
+    if as_json:
+        print(json.dumps(runs if compare_mood else runs[""]))
+        return
+    for label, summary in runs.items():
+        if label == "mood_overhead_ms":
+            continue
+        table = Table(
+            "arm",
+            "requests",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "throughput rps",
+            title=f"{url}: {requests} requests, concurrency {concurrency} {label}".strip(),
+        )
+        for name, st in [("all", summary["overall"]), *summary["arms"].items()]:
+            if st.get("count"):
+                table.add_row(
+                    name,
+                    str(st["count"]),
+                    str(st["p50_ms"]),
+                    str(st["p95_ms"]),
+                    str(st["p99_ms"]),
+                    str(st["throughput_rps"]),
+                )
+        console.print(table)
+        console.print(f"errors: {summary['errors']}, statuses: {summary['statuses']}")
+    if compare_mood:
+        console.print(f"mood overhead (with − without, same run): {runs['mood_overhead_ms']}")
 
 
 @app.command("simulate")
