@@ -172,7 +172,7 @@ def train_arm(
         from gateway.rankers.models import catboost_frame
 
         params = {
-            "iterations": 600,
+            "iterations": 450,
             "learning_rate": 0.12,
             "depth": 6,
             "l2_leaf_reg": 3.0,
