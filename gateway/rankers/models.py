@@ -42,7 +42,9 @@ class CatBoostRanker:
 
     def predict(self, features: dict[str, np.ndarray]) -> np.ndarray:
         frame = catboost_frame(features, self.features, self.categorical)
-        return self.model.predict(frame, prediction_type="Probability", thread_count=-1)[:, 1]
+        return self.model.predict(
+            frame, prediction_type="Probability", thread_count=self.manifest.get("predict_threads", -1) or -1
+        )[:, 1]
 
     def score(self, store: FeatureStore, user_idx, seconds, features=None) -> np.ndarray:
         features = features if features is not None else store.compute(user_idx, seconds)
