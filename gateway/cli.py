@@ -243,30 +243,25 @@ OutOption = Annotated[
 ]
 
 
-@train_app.command("control")
-@friendly
-def train_control(
-    features_dir: FeaturesDirOption = None,
-    out: OutOption = None,
-    seed: SeedOption = None,
-    max_rows: MaxRowsOption = None,
-    config: ConfigOption = None,
-) -> None:
-    """Train the control arm: LightGBM on the shared features."""
-    _train("control", features_dir, out, seed, max_rows, config)
+def _train_command(arm: str, doc: str):
+    def command(
+        features_dir: FeaturesDirOption = None,
+        out: OutOption = None,
+        seed: SeedOption = None,
+        max_rows: MaxRowsOption = None,
+        config: ConfigOption = None,
+    ) -> None:
+        _train(arm, features_dir, out, seed, max_rows, config)
+
+    command.__doc__ = doc
+    command.__name__ = f"train_{arm}"
+    train_app.command(arm)(friendly(command))
 
 
-@train_app.command("test")
-@friendly
-def train_test(
-    features_dir: FeaturesDirOption = None,
-    out: OutOption = None,
-    seed: SeedOption = None,
-    max_rows: MaxRowsOption = None,
-    config: ConfigOption = None,
-) -> None:
-    """Train the test arm: CatBoost with native categorical features and the text embedding."""
-    _train("test", features_dir, out, seed, max_rows, config)
+_train_command("control", "Train the control arm: LightGBM on the shared features.")
+_train_command(
+    "test", "Train the test arm: CatBoost with native categorical features and the text embedding."
+)
 
 
 @app.command("evaluate")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -48,15 +49,17 @@ def _pg_available() -> str | None:
         return str(exc).splitlines()[0]
 
 
-@pytest.fixture
-def pg_url():
-    """A fresh, empty PostgreSQL database, dropped afterwards. Mandatory when CI=true."""
+@contextlib.contextmanager
+def temporary_pg_database(prefix: str):
+    """Create an empty PostgreSQL database, yield its plain URL, drop it afterwards.
+
+    Skips when the server is unreachable, except in CI (CI=true), where it fails."""
     reason = _pg_available()
     if reason:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_ADMIN_URL}: {reason}")
         pytest.skip(f"PostgreSQL unreachable: {reason}")
-    name = f"recsys_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -68,23 +71,28 @@ def pg_url():
         admin.dispose()
 
 
+@pytest.fixture
+def pg_url():
+    """A fresh, empty PostgreSQL database, dropped afterwards. Mandatory when CI=true."""
+    with temporary_pg_database("recsys_test") as url:
+        yield url
+
+
+def train_tiny(arm: str, store, out: Path, seed: int = 1, max_rows: int = 40_000, rounds: int = 60):
+    """A quick model on the tiny world (tests only)."""
+    from gateway.training import train_arm
+
+    return train_arm(
+        arm, store, out, seed=seed, max_rows=max_rows, validation_days=7, evaluation_days=7, max_rounds=rounds
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tiny_store, tmp_path_factory) -> Path:
     """Both arms trained quickly on the tiny world (60 boosting rounds)."""
-    from gateway.training import train_arm
-
     root = tmp_path_factory.mktemp("models")
     for arm in ("control", "test"):
-        train_arm(
-            arm,
-            tiny_store,
-            root / arm,
-            seed=1,
-            max_rows=40_000,
-            validation_days=7,
-            evaluation_days=7,
-            max_rounds=60,
-        )
+        train_tiny(arm, tiny_store, root / arm)
     return root
 
 

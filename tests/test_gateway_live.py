@@ -8,7 +8,6 @@ SIGHUP reloads, and a graceful stop that flushes the log.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import threading
@@ -20,10 +19,9 @@ import pytest
 
 from gateway.assignment import md5_bucket
 from gateway.storage import connect, read_frame
-from gateway.training import train_arm
 from gateway.world.generate import synthesize
 from gateway.world.params import SCALES
-from tests.conftest import TINY_SEED, LiveServer, write_config
+from tests.conftest import TINY_SEED, LiveServer, temporary_pg_database, train_tiny, write_config
 
 pytestmark = pytest.mark.postgres
 TOKEN = "live-test-token"
@@ -32,38 +30,18 @@ SALT = "live-salt"
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, tiny_store, tiny_store_dir, tiny_models):
-    from tests.conftest import PG_ADMIN_URL, _pg_available
+    with temporary_pg_database("recsys_live") as db:
+        yield from _live(db, tmp_path_factory, tiny_store, tiny_store_dir, tiny_models)
 
-    reason = _pg_available()
-    if reason:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL is required in CI: {reason}")
-        pytest.skip(f"PostgreSQL unreachable: {reason}")
-    import uuid
 
-    from sqlalchemy import create_engine, text
-
-    name = f"recsys_live_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    db = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql+psycopg2://", "postgresql://") + f"/{name}"
+def _live(db, tmp_path_factory, tiny_store, tiny_store_dir, tiny_models):
     synthesize(connect(db), SCALES["tiny"], TINY_SEED)
 
     root = tmp_path_factory.mktemp("live")
     models = root / "models"
     shutil.copytree(tiny_models, models)
     # A second, different control model for swaps.
-    train_arm(
-        "control",
-        tiny_store,
-        models / "control_v2",
-        seed=7,
-        max_rows=30_000,
-        validation_days=7,
-        evaluation_days=7,
-        max_rounds=30,
-    )
+    train_tiny("control", tiny_store, models / "control_v2", seed=7, max_rows=30_000, rounds=30)
     config = root / "config.yaml"
     settings = {
         "db": db,
@@ -77,11 +55,6 @@ def live(tmp_path_factory, tiny_store, tiny_store_dir, tiny_models):
     state = {"url": url, "proc": proc, "db": db, "config": config, "settings": settings, "served": {}}
     yield state
     server.stop()
-    admin.dispose()
-    cleanup = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with cleanup.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    cleanup.dispose()
 
 
 def _get(client: httpx.Client, live, user: int, when: str, **params) -> httpx.Response:

@@ -10,9 +10,9 @@ import pytest
 from gateway.evaluation import evaluate
 from gateway.rankers.registry import ModelError, load_ranker
 from gateway.storage import connect
-from gateway.training import train_arm
 from gateway.world.load import load_truth
 from gateway.world.oracle import OracleRanker
+from tests.conftest import train_tiny
 
 MANIFEST_KEYS = {
     "model_version",
@@ -28,20 +28,8 @@ MANIFEST_KEYS = {
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_store, tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    for arm in ("control", "test"):
-        train_arm(
-            arm,
-            tiny_store,
-            root / arm,
-            seed=1,
-            max_rows=40_000,
-            validation_days=7,
-            evaluation_days=7,
-            max_rounds=60,
-        )
-    return root
+def trained(tiny_models):
+    return tiny_models
 
 
 def test_manifests_describe_the_models(trained, tiny_store):
@@ -56,16 +44,7 @@ def test_manifests_describe_the_models(trained, tiny_store):
 
 
 def test_training_is_reproducible(tiny_store, tmp_path, trained):
-    train_arm(
-        "control",
-        tiny_store,
-        tmp_path / "again",
-        seed=1,
-        max_rows=40_000,
-        validation_days=7,
-        evaluation_days=7,
-        max_rounds=60,
-    )
+    train_tiny("control", tiny_store, tmp_path / "again")  # the same call as the tiny_models fixture
     first = (trained / "control" / "model.txt").read_text()
     second = (tmp_path / "again" / "model.txt").read_text()
     strip = lambda text: [line for line in text.splitlines() if not line.startswith("[")]  # noqa: E731
