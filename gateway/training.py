@@ -23,6 +23,8 @@ from gateway.metrics import roc_auc, session_hitrate
 from gateway.progress import stderr
 from gateway.rankers.registry import MANIFEST, MODEL_FILES
 
+# Control is the classic model of the source course: demographics, post popularity, time,
+# topic-level history and one simple text similarity.
 CONTROL_FEATURES = (
     "gender",
     "age",
@@ -43,16 +45,17 @@ CONTROL_FEATURES = (
     "u_today_ctr",
     "u_topic_lift",
     "u_profile_sim",
-    "u_cluster_lift",
-    "u_profile_contrast",
 )
-# The test arm reads the same store, plus the text embedding, text clusters and city.
+# Test reads the same store and adds what the text reveals about each user's taste: the
+# embedding itself, text clusters and the user's likes in them, the profile contrast; and city.
 TEST_FEATURES = (
     *CONTROL_FEATURES,
     "city",
     "cluster",
     "u_profile_dot",
+    "u_profile_contrast",
     "u_cluster_likes",
+    "u_cluster_lift",
     *(f"svd_{k}" for k in range(16)),
 )
 ARMS = {"control": ("lightgbm", CONTROL_FEATURES), "test": ("catboost", TEST_FEATURES)}
