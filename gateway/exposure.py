@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -132,7 +132,6 @@ class WriterStats:
     dropped: int = 0
     degraded: bool = False
     last_error: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 class ExposureWriter:

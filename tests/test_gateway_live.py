@@ -168,3 +168,15 @@ def test_graceful_stop_logs_every_served_request_with_its_true_version(live):
     logged = dict(zip(rows["request_id"], rows["model_version"], strict=True))
     assert logged == live["served"]
     assert rows["in_experiment"].all()
+
+
+def test_analysis_reads_the_postgres_log(live):
+    from gateway.analysis.report import analyze
+
+    assert live["proc"].poll() is not None  # stopped by the previous test: the log is flushed
+    result = analyze(
+        connect(live["db"]), experiment="test-exp", window="1h", weights={"control": 50, "test": 50}
+    )
+    assert sum(a["requests"] for a in result["arms"].values()) == len(live["served"])
+    assert all(0 <= a["hitrate"] <= 1 for a in result["arms"].values())
+    assert len(result["by_model_version"]) >= 3  # control served by two versions during the swaps

@@ -55,9 +55,10 @@ def load_exposures(engine: Engine, experiment: str | None) -> pd.DataFrame:
 def load_likes(engine: Engine, since: pd.Timestamp, until: pd.Timestamp) -> pd.DataFrame:
     sql = (
         "SELECT user_id, post_id, \"timestamp\" FROM feed_data WHERE action = 'like' "
-        f"AND \"timestamp\" > '{since:%Y-%m-%d %H:%M:%S}' AND \"timestamp\" <= '{until:%Y-%m-%d %H:%M:%S}'"
+        'AND "timestamp" > :since AND "timestamp" <= :until'
     )
-    return read_frame(engine, sql, parse_dates=["timestamp"])
+    bounds = {"since": f"{since:%Y-%m-%d %H:%M:%S}", "until": f"{until:%Y-%m-%d %H:%M:%S}"}
+    return read_frame(engine, sql, parse_dates=["timestamp"], params=bounds)
 
 
 def mark_hits(exposures: pd.DataFrame, likes: pd.DataFrame, window: pd.Timedelta, k: int = K) -> pd.Series:

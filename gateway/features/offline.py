@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from gateway.columns import Tables
 from gateway.features.definitions import FEATURE_NAMES, FEATURE_SET_VERSION, N_CLUSTERS, SVD_DIMS
@@ -49,8 +49,6 @@ def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
 def _read_feed(engine: Engine, user_ids: np.ndarray, post_ids: np.ndarray) -> dict[str, np.ndarray]:
     """Compact the feed: dense user/post indices, epoch seconds, like flag (streamed)."""
     with engine.connect() as conn:
-        from sqlalchemy import text
-
         total = conn.execute(text("SELECT COUNT(*) FROM feed_data")).scalar_one()
     parts: dict[str, list[np.ndarray]] = {"user": [], "post": [], "seconds": [], "like": [], "target": []}
     sql = 'SELECT user_id, post_id, action, "timestamp", target FROM feed_data'
