@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -119,11 +118,6 @@ def load_settings(path: str | Path | None = None) -> Settings:
     if url := os.environ.get("RECSYS_DB_URL"):
         settings.database.url = url
     return settings
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return load_settings()
 
 
 def resolve_db_url(cli_url: str | None, settings: Settings | None = None) -> str:

@@ -71,9 +71,6 @@ class MoodEncoder:
         data = np.load(path)
         return cls(data["vocabulary"].tolist(), data["idf"], data["components"])
 
-    def known_words(self, text: str) -> int:
-        return sum(1 for t in _TOKEN.findall(text.lower()) if t in self.index and t not in ENGLISH_STOP_WORDS)
-
     def embed(self, text: str) -> np.ndarray:
         """L2-normalised embedding; all zeros when no word of the text is in the vocabulary."""
         counts: dict[int, int] = {}
