@@ -170,7 +170,7 @@ def test_events_make_new_likes_visible_and_excluded(served, tiny_store, monkeypa
         },
         headers=auth,
     )
-    assert bad.status_code == 422 and "unknown user" in bad.json()["detail"]
+    assert bad.status_code == 404 and "unknown user" in bad.json()["detail"]
     assert client.post("/events", json={"events": []}, headers=auth).status_code == 422
 
 

@@ -40,7 +40,12 @@ class EventsOut(BaseModel):
 @router.post(
     "/events",
     response_model=EventsOut,
-    responses={401: {"model": Message}, 403: {"model": Message}, 422: {"model": Message}},
+    responses={
+        400: {"model": Message, "description": "Body is not JSON"},
+        401: {"model": Message},
+        403: {"model": Message},
+        404: {"model": Message},
+    },
     summary="Append views/likes to the online store (admin token)",
 )
 def post_events(body: EventsIn, _: AdminDep, store: StoreDep) -> EventsOut:
@@ -49,7 +54,7 @@ def post_events(body: EventsIn, _: AdminDep, store: StoreDep) -> EventsOut:
     if (users < 0).any() or (posts < 0).any():
         bad_users = sorted({e.user_id for e, u in zip(body.events, users, strict=True) if u < 0})[:5]
         bad_posts = sorted({e.post_id for e, p in zip(body.events, posts, strict=True) if p < 0})[:5]
-        raise HTTPException(422, f"unknown user ids {bad_users} / post ids {bad_posts}: nothing was accepted")
+        raise HTTPException(404, f"unknown user ids {bad_users} / post ids {bad_posts}: nothing was accepted")
     seconds = np.array([to_epoch_seconds(e.timestamp) for e in body.events], dtype=np.int64)
     like = np.array([e.action == "like" for e in body.events])
     total = store.append_events(users, posts, seconds, like)

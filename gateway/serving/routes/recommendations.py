@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-import unicodedata
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -25,18 +24,18 @@ EPOCH = datetime(1970, 1, 1)
 MAX_MOOD = 200
 
 
+# Plain text with at least one letter; no control characters except tab, no U+FFFD.
+MOOD_PATTERN = r"^[^\x00-\x08\x0a-\x1f\x7f\ufffd]*[^\W\d_][^\x00-\x08\x0a-\x1f\x7f\ufffd]*$"
+_MOOD = re.compile(MOOD_PATTERN)
+
+
 def validate_mood(mood: str) -> str:
     """A mood is short human text: not empty, no control characters, at least one letter."""
     text = mood.strip()
     if not text:
         raise HTTPException(422, "mood must not be empty")
-    if any(
-        unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") and ch not in "\t" or ch == "\ufffd"
-        for ch in text
-    ):
-        raise HTTPException(422, "mood must be plain text (no control or undecodable characters)")
-    if not any(ch.isalpha() for ch in text):
-        raise HTTPException(422, "mood must contain words")
+    if not _MOOD.match(text):
+        raise HTTPException(422, "mood must be plain text with words (no control or undecodable characters)")
     return text
 
 
@@ -74,7 +73,8 @@ def get_recommendations(
         str | None,
         Query(
             max_length=MAX_MOOD,
-            description="Free text (≤ 200 chars): re-rank toward posts whose text matches it",
+            pattern=MOOD_PATTERN,
+            description="Free text (≤ 200 chars, at least one letter): re-rank toward posts whose text matches it",
         ),
     ] = None,
     x_request_id: Annotated[str | None, Header(description="Optional caller-chosen request id")] = None,
