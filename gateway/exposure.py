@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -135,7 +136,13 @@ class WriterStats:
 
 
 class ExposureWriter:
-    """Background batch writer with a JSONL spill for outages."""
+    """Background batch writer with a JSONL spill for outages and a crash journal.
+
+    ``submit`` appends each exposure to a per-process journal before the response is sent
+    (flushed to the OS: it survives ``kill -9`` of the process). The writer thread rotates the
+    journal and deletes the old file only once everything submitted before the rotation has
+    been written or spilled; journals left by a dead process are replayed at start-up.
+    """
 
     def __init__(
         self,
@@ -145,6 +152,8 @@ class ExposureWriter:
         batch_size: int = 500,
         flush_interval: float = 0.5,
         max_queue: int = 200_000,
+        journal: bool = True,
+        rotate_every: float = 5.0,
     ) -> None:
         self.sink = sink
         self.spill_path = Path(spill_path)
@@ -155,14 +164,45 @@ class ExposureWriter:
         self.stats = WriterStats()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards the spill file
+        self._journal_lock = threading.Lock()
+        self._journal_seq = 0
+        self._journal = self._open_journal() if journal else None
+        self._rotate_every = rotate_every
+        self._last_rotation = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="exposure-writer", daemon=True)
+
+    # -- crash journal -------------------------------------------------------------------
+    def journal_path(self, seq: int) -> Path:
+        return self.spill_path.with_name(f"journal-{os.getpid()}-{seq}.jsonl")
+
+    def _open_journal(self):
+        self._journal_seq += 1
+        return self.journal_path(self._journal_seq).open("a")
+
+    def _rotate_journal(self) -> None:
+        """New submissions go to a new file; the old one is deleted once its entries are safe."""
+        if self._journal is None:
+            return
+        with self._journal_lock:
+            old, old_path = self._journal, self.journal_path(self._journal_seq)
+            self._journal = self._open_journal()
+        old.close()
+        while batch := self._drain(self.batch_size):  # everything submitted before the rotation
+            self._write(batch)
+        old_path.unlink(missing_ok=True)
+        self._last_rotation = time.monotonic()
 
     def start(self) -> ExposureWriter:
         self._thread.start()
         return self
 
-    def submit(self, exposure: Exposure) -> None:
-        """Never blocks: when the queue is full the exposure goes straight to the spill file."""
+    def submit(self, exposure: Exposure, *, journal: bool = True) -> None:
+        """Never blocks on the database: journals the exposure, then queues it (or, when the
+        queue is full, spills it)."""
+        if journal and self._journal is not None:
+            with self._journal_lock:
+                self._journal.write(exposure.to_json() + "\n")
+                self._journal.flush()
         try:
             self.queue.put_nowait(exposure)
             self.stats.enqueued += 1
@@ -243,6 +283,8 @@ class ExposureWriter:
                     self.replay_spill()
             else:
                 self._stop.wait(self.flush_interval)
+            if time.monotonic() - self._last_rotation > self._rotate_every:
+                self._rotate_journal()
             if time.monotonic() - last_replay > 5.0:
                 last_replay = time.monotonic()
                 if self.spill_path.exists():
@@ -253,6 +295,11 @@ class ExposureWriter:
         while batch := self._drain(self.batch_size):
             self._write(batch)
         self.replay_spill()
+        if self._journal is not None:  # everything is written or spilled: the journal is done
+            with self._journal_lock:
+                self._journal.close()
+                self.journal_path(self._journal_seq).unlink(missing_ok=True)
+                self._journal = None
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until everything queued so far has been written (or spilled)."""

@@ -32,21 +32,39 @@ from gateway.storage.engine import make_engine
 log = logging.getLogger("gateway.serving")
 
 
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _claim_orphan_spills(spill_dir: Path, own: Path, writer: ExposureWriter) -> int:
-    """Requeue spill files left by earlier processes (each claimed by an atomic rename)."""
+    """Requeue spill files and crash journals left by earlier processes (each claimed by an
+    atomic rename; inserts are idempotent on request_id, so a replay never duplicates)."""
     count = 0
-    for path in sorted(spill_dir.glob("exposures-*.jsonl")):
-        if path == own:
-            continue
-        claimed = path.with_name(f"{path.name}.claimed-{os.getpid()}")
+    pid = os.getpid()
+    for path in sorted([*spill_dir.glob("exposures-*.jsonl"), *spill_dir.glob("journal-*.jsonl")]):
+        owner = int(path.stem.split("-")[1]) if path.stem.split("-")[1].isdigit() else -1
+        if path == own or owner == pid or _pid_alive(owner):
+            continue  # a live worker's files are its own business
+        claimed = path.with_name(f"{path.name}.claimed-{pid}")
         try:
             path.rename(claimed)
         except OSError:
             continue  # another worker took it
         for line in claimed.read_text().splitlines():
-            if line.strip():
-                writer.submit(Exposure.from_json(line))
-                count += 1
+            try:
+                exposure = Exposure.from_json(line)
+            except (ValueError, TypeError, KeyError):
+                continue  # a line torn by a crash: its response was never sent
+            writer.submit(exposure)
+            count += 1
         writer.flush()
         claimed.unlink()
     return count
