@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from gateway.features.online import FeatureStore
-from gateway.metrics import expected_hit, mean_ci95, roc_auc, top_k
+from gateway.metrics import mean_ci95, roc_auc, top_k_expected_hit
 from gateway.progress import track
 from gateway.rankers.base import PopularityRanker, RandomRanker, Ranker
 from gateway.training import features_for_views, logged_views, time_split
@@ -95,18 +95,15 @@ def evaluate(
             in_topic = store.posts["topic"][None, :] == topics[start : start + CHUNK, None]
             features = store.compute(u, s)
             truth_p = oracle.like_prob(u, s)
-            excluded = [store.liked_before(int(a), int(b)) for a, b in zip(u, s, strict=True)]
+            excluded = store.liked_before_each(u, s)
             for name, ranker in rankers.items():
                 scores = truth_p if name == "oracle" else ranker.score(store, u, s, features)
-                best = top_k(scores, K, excluded)
-                p_top = np.where(best >= 0, np.take_along_axis(truth_p, np.maximum(best, 0), axis=1), 0.0)
-                hits[name].append(expected_hit(p_top))
+                best, hit = top_k_expected_hit(scores, truth_p, K, excluded)
+                hits[name].append(hit)
                 if name in topic_hits:  # the same ranking, restricted to the request's topic
-                    best_t = top_k(np.where(in_topic, scores, -np.inf), K, excluded)
-                    p_t = np.where(
-                        best_t >= 0, np.take_along_axis(truth_p, np.maximum(best_t, 0), axis=1), 0.0
+                    topic_hits[name].append(
+                        top_k_expected_hit(np.where(in_topic, scores, -np.inf), truth_p, K, excluded)[1]
                     )
-                    topic_hits[name].append(expected_hit(p_t))
                 if writer is not None:
                     for row in range(len(u)):
                         stamp = np.datetime64(int(s[row]), "s").astype(str).replace("T", " ")

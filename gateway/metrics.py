@@ -49,6 +49,16 @@ def top_k(scores: np.ndarray, k: int, excluded: list[np.ndarray] | None = None) 
     return np.where(np.isneginf(best_scores), -1, best)
 
 
+def top_k_expected_hit(
+    scores: np.ndarray, truth_p: np.ndarray, k: int, excluded: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's top k (never an excluded index) and its expected hit under ``truth_p``:
+    1 - prod(1 - p) over the chosen posts (a missing slot counts as p = 0)."""
+    best = top_k(scores, k, excluded)
+    p_top = np.where(best >= 0, np.take_along_axis(truth_p, np.maximum(best, 0), axis=1), 0.0)
+    return best, expected_hit(p_top)
+
+
 def session_hitrate(groups: np.ndarray, scores: np.ndarray, targets: np.ndarray, k: int = 5) -> float:
     """Logged-data Hitrate@k: within each group (user-day) rank its viewed posts by score;
     a hit when any of the top k was liked. Groups with fewer than 2k views are skipped."""

@@ -40,3 +40,13 @@ def test_session_hitrate_by_hand():
     targets[10] = 1
     scores = np.r_[np.r_[9.0, np.arange(9)], np.r_[-1.0, np.arange(9)]]
     assert session_hitrate(groups, scores, targets) == 0.5
+
+
+def test_top_k_expected_hit_uses_true_p_of_the_chosen_posts():
+    from gateway.metrics import top_k_expected_hit
+
+    scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.8, 0.4]])
+    truth = np.array([[0.5, 0.9, 0.0], [0.1, 0.2, 0.3]])
+    best, hit = top_k_expected_hit(scores, truth, 2, [np.array([0]), np.array([], dtype=int)])
+    assert best.tolist() == [[2, 1], [1, 2]]
+    assert hit == pytest.approx([1 - (1 - 0.0) * (1 - 0.9), 1 - (1 - 0.2) * (1 - 0.3)])

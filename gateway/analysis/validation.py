@@ -20,7 +20,7 @@ from gateway.analysis.statistics import RatioStatistic, two_sided_ttest
 from gateway.assignment import md5_bucket
 from gateway.evaluation import K
 from gateway.features.online import FeatureStore
-from gateway.metrics import expected_hit, top_k
+from gateway.metrics import top_k_expected_hit
 from gateway.progress import track
 from gateway.rankers.base import PopularityRanker, Ranker
 from gateway.world.oracle import OracleRanker
@@ -73,11 +73,7 @@ def hit_chances(
         u, s = user_idx[start : start + chunk], seconds[start : start + chunk]
         truth_p = oracle.like_prob(u, s)
         scores = truth_p if ranker is oracle else ranker.score(store, u, s)
-        excluded = [store.liked_before(int(a), int(b)) for a, b in zip(u, s, strict=True)]
-        best = top_k(scores, K, excluded)
-        out.append(
-            expected_hit(np.where(best >= 0, np.take_along_axis(truth_p, np.maximum(best, 0), axis=1), 0.0))
-        )
+        out.append(top_k_expected_hit(scores, truth_p, K, store.liked_before_each(u, s))[1])
     return np.concatenate(out)
 
 

@@ -217,6 +217,10 @@ class FeatureStore:
             liked = np.concatenate([liked, recent.liked_before(user_idx, seconds)])
         return np.unique(liked)
 
+    def liked_before_each(self, user_idx: np.ndarray, seconds: np.ndarray) -> list[np.ndarray]:
+        """``liked_before`` for each request of a batch."""
+        return [self.liked_before(int(u), int(t)) for u, t in zip(user_idx, seconds, strict=True)]
+
     def popularity_before(self, seconds: np.ndarray) -> np.ndarray:
         """(requests, posts) like counts before each request's day (point in time)."""
         return self.post_likes_before[self._day(seconds)]
