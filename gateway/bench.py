@@ -6,9 +6,16 @@ latency is measured at the client. Figures are reported overall and per arm (X-E
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -117,3 +124,46 @@ def run_bench(
     for t in threads:
         t.join()
     return BenchResult(requests, errors, time.perf_counter() - started, latencies, statuses, warmup)
+
+
+@contextmanager
+def naive_service(config: Path | None, startup_timeout: float = 120.0) -> Iterator[str]:
+    """Start the naive reference service (``gateway.serving.naive``) on a free port; yield its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RECSYS_CONFIG": str(config or "config.yaml")}
+    command = [sys.executable, "-m", "uvicorn", "--factory", "gateway.serving.naive:app_from_env"]
+    process = subprocess.Popen(
+        [*command, "--port", str(port), "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if process.poll() is not None:
+                raise BenchError(f"the naive reference service exited with {process.returncode} on start")
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise BenchError("the naive reference service did not start in time")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def speedup(gateway: dict, naive: dict) -> dict:
+    """How many times faster the gateway is than the naive service (same requests, same run)."""
+    out = {
+        k: round(naive[k] / gateway[k], 2) for k in ("p50_ms", "p95_ms", "p99_ms", "mean_ms") if gateway[k]
+    }
+    out["throughput_rps"] = round(gateway["throughput_rps"] / naive["throughput_rps"], 2)
+    return out

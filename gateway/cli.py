@@ -29,6 +29,8 @@ train_app = typer.Typer(help="Train an arm's ranker.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(world_app, name="world")
 app.add_typer(features_app, name="features")
+online_app = typer.Typer(help="The online store's shared history in Redis (optional).", no_args_is_help=True)
+app.add_typer(online_app, name="online")
 app.add_typer(train_app, name="train")
 analyze_app = typer.Typer(
     help="Analyse the experiment: Hitrate@5 per arm, delta-method CI, Welch, SRM.",
@@ -234,6 +236,54 @@ def _train(
         f"{arm}: {manifest['model_version']} validation AUC {m['validation_auc']:.4f}, "
         f"logged Hitrate@5 {m['validation_hitrate@5_logged']:.4f} in {manifest['training_seconds']:.0f} s → {out or default_dir}"
     )
+    if manifest["kind"] == "lightgbm":
+        _compile(out or default_dir)
+
+
+def _compile(model_dir: Path) -> None:
+    """Compile a LightGBM model folder's forest for serving and check it scores like LightGBM."""
+    import time
+
+    import numpy as np
+
+    from gateway.rankers.compiled import CompileUnavailable, load_compiled, max_difference
+    from gateway.rankers.registry import MODEL_FILES, load_ranker
+
+    ranker = load_ranker(model_dir)
+    if ranker.manifest["kind"] != "lightgbm":
+        raise UserError(
+            f"{model_dir}: only LightGBM models are compiled ({ranker.manifest['kind']} runs natively)"
+        )
+    started = time.perf_counter()
+    with console.status(f"compiling {model_dir} to native code (lleaves)…"):
+        try:
+            forest = load_compiled(Path(model_dir) / MODEL_FILES["lightgbm"], compile_if_missing=True)
+        except CompileUnavailable as exc:
+            raise UserError(str(exc)) from None
+    rows = np.random.default_rng(0).normal(size=(2000, len(ranker.features))).astype(np.float32)
+    diff = max_difference(forest.predict(rows), ranker.booster.predict(rows))
+    console.print(
+        f"compiled forest {forest.path} in {time.perf_counter() - started:.1f} s; "
+        f"max |score − LightGBM| on 2,000 random rows {diff:.2g}"
+    )
+
+
+@app.command("compile")
+@friendly
+def compile_command(
+    model_dirs: Annotated[
+        list[Path] | None,
+        typer.Argument(help="LightGBM model folders (else every LightGBM arm in config.yaml)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Compile LightGBM arms to native code for serving (cached beside the model; `train` does it too)."""
+    from gateway.rankers.registry import read_manifest
+
+    dirs = model_dirs or [a.model for a in _settings(config).experiment.arms]
+    for model_dir in dirs:
+        if model_dirs or read_manifest(model_dir)["kind"] == "lightgbm":
+            _compile(model_dir)
 
 
 SeedOption = Annotated[int | None, typer.Option(help="Training seed (else config.yaml training.seed).")]
@@ -260,8 +310,42 @@ def _train_command(arm: str, doc: str):
 
 _train_command("control", "Train the control arm: LightGBM on the shared features.")
 _train_command(
-    "test", "Train the test arm: CatBoost with native categorical features and the text embedding."
+    "test", "Train the test arm: CatBoost on all shared features (text embedding, clusters, profile)."
 )
+
+
+@online_app.command("push")
+@friendly
+def online_push(
+    redis_url: Annotated[
+        str | None, typer.Option("--redis-url", help="Redis URL (else config.yaml serving.redis_url).")
+    ] = None,
+    features_dir: FeaturesDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Materialise the feature store's event history into Redis, one key per user, for
+    gateways with `serving.online_store: redis` (replicas then share online events)."""
+    import numpy as np
+    from rich.progress import Progress
+
+    from gateway.features.redis_store import OnlineStoreError, RedisHistory
+    from gateway.progress import stderr
+
+    settings = _settings(config)
+    store = _store(features_dir, config)
+    url = redis_url or settings.serving.redis_url
+    try:
+        history = RedisHistory.connect(url, store, settings.serving.redis_prefix, require_pushed=False)
+    except OnlineStoreError as exc:
+        raise UserError(str(exc)) from None
+    users = len(np.unique(store.events["user"]))
+    with Progress(console=stderr) as progress:
+        task = progress.add_task(f"pushing {store.version} to {url}", total=users)
+        result = history.push(lambda n: progress.advance(task, n))
+    console.print(
+        f"{result['users']:,} users, {result['events']:,} events, {result['bytes'] / 1e6:.1f} MB "
+        f"in {result['seconds']} s → {url} ({history.namespace})"
+    )
 
 
 @app.command("evaluate")
@@ -349,9 +433,17 @@ def serve(
     from gateway.rankers.registry import read_manifest
 
     settings = _settings(config)
-    current_store_dir(settings.paths.features_dir)  # fail early, with a message, if missing
+    store_dir = current_store_dir(settings.paths.features_dir)  # fail early, with a message, if missing
     for arm in settings.experiment.arms:
         read_manifest(arm.model)
+    if settings.serving.online_store == "redis":
+        from gateway.features.redis_store import OnlineStoreError, open_client
+
+        version = json.loads((store_dir / "manifest.json").read_text())["version"]
+        try:
+            open_client(settings.serving.redis_url, settings.serving.redis_prefix, version).close()
+        except OnlineStoreError as exc:
+            raise UserError(str(exc)) from None
     os.environ["RECSYS_CONFIG"] = str(config)
     err.print(f"serving {settings.experiment.name} on http://{host}:{port} ({workers} worker(s))")
     uvicorn.run(
@@ -381,19 +473,29 @@ def bench(
             help="Run twice in this invocation, without and with this mood, and print the latency difference.",
         ),
     ] = None,
+    compare_naive: Annotated[
+        bool,
+        typer.Option(
+            "--compare-naive",
+            help="Also start the naive reference service (pandas frame per request) and run the same "
+            "requests against it in this invocation; print the speed-up ratios.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     features_dir: FeaturesDirOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Load-test a running gateway: p50/p95/p99 latency and throughput, overall and per arm."""
-    from gateway.bench import run_bench
+    from gateway.bench import naive_service, run_bench, speedup
 
+    if compare_mood and compare_naive:
+        raise UserError("use --compare-mood or --compare-naive, not both")
     store = _store(features_dir, config)
     day0, days = store.manifest["day0"], store.manifest["days"]
 
-    def once(with_mood: str | None) -> dict:
+    def once(target: str, with_mood: str | None) -> dict:
         result = run_bench(
-            url,
+            target,
             store.user_ids,
             (day0 + 6 * 3600, day0 + days * 86400),
             requests=requests,
@@ -405,22 +507,29 @@ def bench(
         summary = result.summary()
         if result.requests and result.errors == result.requests:
             raise UserError(
-                f"every request failed against {url}: is the gateway running? statuses {summary['statuses']}"
+                f"every request failed against {target}: is it running? statuses {summary['statuses']}"
             )
         return summary
 
-    runs = {"without mood": once(None), "with mood": once(compare_mood)} if compare_mood else {"": once(mood)}
     if compare_mood:
+        runs = {"without mood": once(url, None), "with mood": once(url, compare_mood)}
         plain, moody = runs["without mood"]["overall"], runs["with mood"]["overall"]
-        runs["mood_overhead_ms"] = {
-            k: round(moody[k] - plain[k], 2) for k in ("p50_ms", "p95_ms", "p99_ms", "mean_ms")
+        extra = {
+            "mood_overhead_ms": {
+                k: round(moody[k] - plain[k], 2) for k in ("p50_ms", "p95_ms", "p99_ms", "mean_ms")
+            }
         }
+    elif compare_naive:
+        runs = {"gateway": once(url, mood)}
+        with naive_service(config) as naive_url:
+            runs["naive"] = once(naive_url, mood)
+        extra = {"speedup": speedup(runs["gateway"]["overall"], runs["naive"]["overall"])}
+    else:
+        runs, extra = {"": once(url, mood)}, {}
     if as_json:
-        print(json.dumps(runs if compare_mood else runs[""]))
+        print(json.dumps({**runs, **extra} if extra else runs[""]))
         return
     for label, summary in runs.items():
-        if label == "mood_overhead_ms":
-            continue
         table = Table(
             "arm",
             "requests",
@@ -428,7 +537,7 @@ def bench(
             "p95 ms",
             "p99 ms",
             "throughput rps",
-            title=f"{url}: {requests} requests, concurrency {concurrency} {label}".strip(),
+            title=f"{label or url}: {requests} requests, concurrency {concurrency}",
         )
         for name, st in [("all", summary["overall"]), *summary["arms"].items()]:
             if st.get("count"):
@@ -443,7 +552,9 @@ def bench(
         console.print(table)
         console.print(f"errors: {summary['errors']}, statuses: {summary['statuses']}")
     if compare_mood:
-        console.print(f"mood overhead (with − without, same run): {runs['mood_overhead_ms']}")
+        console.print(f"mood overhead (with − without, same run): {extra['mood_overhead_ms']}")
+    if compare_naive:
+        console.print(f"gateway vs naive reference (× faster, same requests, same run): {extra['speedup']}")
 
 
 @app.command("simulate")

@@ -69,6 +69,18 @@ class ExperimentSettings(BaseModel):
 
 class ServingSettings(BaseModel):
     mood_weight: float = Field(0.5, ge=0.0, le=1.0)
+    predict_threads: int = Field(1, ge=0, le=64)
+    compiled_inference: bool = True
+    online_store: str = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = Field("recsys", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+    @field_validator("online_store")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if value not in ("memory", "redis"):
+            raise ValueError(f"unknown online_store {value!r}: use memory or redis")
+        return value
 
 
 class Settings(BaseSettings):

@@ -90,9 +90,12 @@ def train_tiny(arm: str, store, out: Path, seed: int = 1, max_rows: int = 40_000
 @pytest.fixture(scope="session")
 def tiny_models(tiny_store, tmp_path_factory) -> Path:
     """Both arms trained quickly on the tiny world (60 boosting rounds)."""
+    from gateway.rankers.compiled import load_compiled
+
     root = tmp_path_factory.mktemp("models")
     for arm in ("control", "test"):
         train_tiny(arm, tiny_store, root / arm)
+    load_compiled(root / "control" / "model.txt", compile_if_missing=True)  # as `recsys train` does
     return root
 
 

@@ -36,8 +36,10 @@ def read_manifest(model_dir: Path) -> dict:
     return manifest
 
 
-def load_ranker(model_dir: Path, feature_set_version: str | None = None):
-    """Load and validate a model folder; raise ModelError with a readable reason."""
+def load_ranker(model_dir: Path, feature_set_version: str | None = None, *, threads: int = 0):
+    """Load and validate a model folder; raise ModelError with a readable reason.
+
+    ``threads`` per prediction: 0 uses all cores (batch jobs); the gateway uses 1 per request."""
     from gateway.rankers.models import CatBoostRanker, LightGBMRanker
 
     manifest = read_manifest(model_dir)
@@ -59,14 +61,14 @@ def load_ranker(model_dir: Path, feature_set_version: str | None = None):
                 raise ModelError(
                     f"{model_file}: model has {booster.num_feature()} features, manifest lists {len(manifest['features'])}"
                 )
-            return LightGBMRanker(booster, manifest)
+            return LightGBMRanker(booster, manifest, threads)
         from catboost import CatBoostClassifier
 
         model = CatBoostClassifier()
         model.load_model(str(model_file))
         if list(model.feature_names_) != list(manifest["features"]):
             raise ModelError(f"{model_file}: model features differ from the manifest's")
-        return CatBoostRanker(model, manifest)
+        return CatBoostRanker(model, manifest, threads)
     except ModelError:
         raise
     except Exception as exc:  # the libraries raise many types for a corrupt file

@@ -16,27 +16,27 @@ from gateway.serving.state import Catalogue, ServingState
 ADMIN_TOKEN_ENV = "RECSYS_ADMIN_TOKEN"
 
 
-def get_state(request: Request) -> ServingState:
+async def get_state(request: Request) -> ServingState:
     return request.app.state.serving
 
 
-def get_store(request: Request) -> FeatureStore:
+async def get_store(request: Request) -> FeatureStore:
     return request.app.state.store
 
 
-def get_catalogue(request: Request) -> Catalogue:
+async def get_catalogue(request: Request) -> Catalogue:
     return request.app.state.catalogue
 
 
-def get_writer(request: Request) -> ExposureWriter:
+async def get_writer(request: Request) -> ExposureWriter:
     return request.app.state.writer
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-def require_admin(
+async def require_admin(
     authorization: Annotated[str | None, Header(description="Bearer <RECSYS_ADMIN_TOKEN>")] = None,
 ) -> None:
     token = os.environ.get(ADMIN_TOKEN_ENV, "")

@@ -23,10 +23,11 @@ from gateway.config import Settings, load_settings
 from gateway.exposure import Exposure, ExposureSink, ExposureWriter, SqlExposureSink
 from gateway.features.offline import current_store_dir
 from gateway.features.online import FeatureStore
+from gateway.features.redis_store import RedisHistory
 from gateway.features.text import MoodEncoder
 from gateway.serving.metrics import Metrics
 from gateway.serving.routes import catalogue, events, ops, recommendations
-from gateway.serving.state import Catalogue, ReloadError, ServingState, build_snapshot
+from gateway.serving.state import Catalogue, ReloadError, ServingState, build_snapshot, compile_in_background
 from gateway.storage.engine import make_engine
 
 log = logging.getLogger("gateway.serving")
@@ -84,7 +85,13 @@ def create_app(
         app.state.catalogue = Catalogue.load(store_dir, store)
         app.state.mood_encoder = MoodEncoder.load(store_dir / "text_space.npz")
         app.state.serving = ServingState(build_snapshot(config_path, store, cfg))
+        compile_in_background(app.state.serving.snapshot)
         app.state.config_path = config_path
+        app.state.history = (
+            RedisHistory.connect(cfg.serving.redis_url, store, cfg.serving.redis_prefix)
+            if cfg.serving.online_store == "redis"
+            else None
+        )
         app.state.engine = make_engine(cfg.database.url)
         sink = exposure_sink or SqlExposureSink(app.state.engine)
         spill = Path(cfg.paths.spill_dir) / f"exposures-{os.getpid()}.jsonl"
@@ -100,6 +107,8 @@ def create_app(
         finally:
             writer.close()
             app.state.engine.dispose()
+            if app.state.history is not None:
+                app.state.history.close()
 
     app = FastAPI(
         title="Recsys A/B gateway",

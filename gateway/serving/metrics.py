@@ -35,6 +35,11 @@ class Metrics:
         self.reloads = Counter(
             "recsys_reloads_total", "Model/config reloads by outcome", ["outcome"], registry=self.registry
         )
+        self.online_store_errors = Counter(
+            "recsys_online_store_errors_total",
+            "Requests served from the local history because Redis failed",
+            registry=self.registry,
+        )
 
     def watch_exposures(self, writer: ExposureWriter) -> None:
         self.registry.register(_ExposureCollector(writer))

@@ -44,6 +44,9 @@ class ArmOut(BaseModel):
     weight: float
     model_path: str
     model_version: str
+    inference: str = Field(
+        description="How this arm's model runs: compiled (lleaves) or the library's native predictor"
+    )
 
 
 class ExperimentOut(BaseModel):

@@ -3,7 +3,9 @@ reload replaces atomically. A request takes one reference at its start and finis
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +16,11 @@ import pandas as pd
 from gateway.assignment import Experiment
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.features.online import FeatureStore
-from gateway.rankers.registry import ModelError, load_ranker
+from gateway.rankers.compiled import load_compiled
+from gateway.rankers.models import LightGBMRanker
+from gateway.rankers.registry import MODEL_FILES, ModelError, load_ranker
+
+log = logging.getLogger("gateway.serving")
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class Snapshot:
     versions: dict[str, str]
     config_path: str
     mood_weight: float = 0.5
+    pending_compile: tuple = ()  # (ranker, probe features) still on the native predictor
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
@@ -78,13 +85,16 @@ def build_snapshot(
         experiment = experiment_from(settings)
     except (ConfigError, ValueError) as exc:
         raise ReloadError(f"invalid config: {exc}") from exc
-    rankers, versions = {}, {}
+    rankers, versions, pending = {}, {}, []
     probe_user = np.array([0])
     probe_time = np.array([store.manifest["day0"] + 86400 * max(store.manifest["days"] - 1, 0) + 12 * 3600])
+    probe = store.compute(probe_user, probe_time)
     for arm in settings.experiment.arms:
         try:
-            ranker = load_ranker(arm.model, store.manifest["feature_set_version"])
-            scores = ranker.score(store, probe_user, probe_time)
+            ranker = load_ranker(
+                arm.model, store.manifest["feature_set_version"], threads=settings.serving.predict_threads
+            )
+            scores = ranker.score(store, probe_user, probe_time, probe)
         except ModelError as exc:
             raise ReloadError(f"arm {arm.name}: {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - a model that cannot score is rejected, whatever the cause
@@ -93,11 +103,60 @@ def build_snapshot(
             ) from exc
         if scores.shape != (1, len(store.post_ids)) or not np.all(np.isfinite(scores)):
             raise ReloadError(f"arm {arm.name}: model returned invalid scores on a probe request")
+        wants_compiled = settings.serving.compiled_inference and isinstance(ranker, LightGBMRanker)
+        if wants_compiled and not attach_compiled(ranker, probe, compile_if_missing=False):
+            pending.append(ranker)
         rankers[arm.name] = ranker
         versions[arm.name] = ranker.version
     return Snapshot(
-        experiment=experiment, rankers=rankers, versions=versions, config_path=str(config_path or "")
+        experiment=experiment,
+        rankers=rankers,
+        versions=versions,
+        config_path=str(config_path or ""),
+        mood_weight=settings.serving.mood_weight,
+        pending_compile=tuple((ranker, probe) for ranker in pending),
     )
+
+
+def attach_compiled(ranker: LightGBMRanker, probe: dict, *, compile_if_missing: bool) -> bool:
+    """Give a LightGBM ranker its compiled forest (cached, or compiled now if allowed).
+
+    False when there is none yet; a toolchain problem or a forest that scores differently
+    leaves the ranker on LightGBM's predictor, logged, never failing the load."""
+    model_file = Path(ranker.manifest["_path"]) / MODEL_FILES["lightgbm"]
+    started = time.perf_counter()
+    try:
+        forest = load_compiled(model_file, compile_if_missing=compile_if_missing)
+        if forest is None:
+            return False
+        diff = ranker.attach_compiled(forest, probe)
+    except Exception as exc:  # noqa: BLE001 - any failure keeps the native predictor
+        log.warning(
+            "arm %s: serving with LightGBM's predictor (%s: %s)", ranker.name, type(exc).__name__, exc
+        )
+        return True
+    log.info(
+        "arm %s: compiled forest %s attached in %.1f s (max |diff| on probe %.2g)",
+        ranker.name,
+        forest.path.name,
+        time.perf_counter() - started,
+        diff,
+    )
+    return True
+
+
+def compile_in_background(snapshot: Snapshot) -> threading.Thread | None:
+    """Compile the snapshot's LightGBM forests that have no cache yet, off the request path."""
+    if not snapshot.pending_compile:
+        return None
+
+    def run() -> None:
+        for ranker, probe in snapshot.pending_compile:
+            attach_compiled(ranker, probe, compile_if_missing=True)
+
+    thread = threading.Thread(target=run, name="compile-forests", daemon=True)
+    thread.start()
+    return thread
 
 
 class ServingState:
@@ -123,6 +182,7 @@ class ServingState:
                 self.last_reload_error = str(exc)
                 raise
             self._snapshot = new  # a single reference assignment: atomic for readers
+            compile_in_background(new)
             self.reloads += 1
             self.last_reload_error = None
             return new

@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import numpy as np
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
 
 from gateway.serving.deps import AdminDep, StoreDep
 from gateway.serving.routes.recommendations import to_epoch_seconds
@@ -45,10 +46,11 @@ class EventsOut(BaseModel):
         401: {"model": Message},
         403: {"model": Message},
         404: {"model": Message},
+        503: {"model": Message, "description": "The shared online store (Redis) is unavailable"},
     },
     summary="Append views/likes to the online store (admin token)",
 )
-def post_events(body: EventsIn, _: AdminDep, store: StoreDep) -> EventsOut:
+def post_events(request: Request, body: EventsIn, _: AdminDep, store: StoreDep) -> EventsOut:
     users = store.user_index([e.user_id for e in body.events])
     posts = store.post_index([e.post_id for e in body.events])
     if (users < 0).any() or (posts < 0).any():
@@ -57,5 +59,11 @@ def post_events(body: EventsIn, _: AdminDep, store: StoreDep) -> EventsOut:
         raise HTTPException(404, f"unknown user ids {bad_users} / post ids {bad_posts}: nothing was accepted")
     seconds = np.array([to_epoch_seconds(e.timestamp) for e in body.events], dtype=np.int64)
     like = np.array([e.action == "like" for e in body.events])
+    history = request.app.state.history
+    if history is not None:  # shared with every replica; 503 if it cannot take them
+        try:
+            history.append(users, posts, seconds, like)
+        except RedisError as exc:
+            raise HTTPException(503, f"online store unavailable, nothing was accepted: {exc}") from None
     total = store.append_events(users, posts, seconds, like)
     return EventsOut(accepted=len(body.events), online_events=total)

@@ -59,7 +59,13 @@ def experiment(request: Request, state: StateDep, store: StoreDep) -> Experiment
         salt=e.salt,
         coverage=e.coverage,
         arms=[
-            ArmOut(name=a, weight=w, model_path=paths.get(a, ""), model_version=snap.versions[a])
+            ArmOut(
+                name=a,
+                weight=w,
+                model_path=paths.get(a, ""),
+                model_version=snap.versions[a],
+                inference=snap.rankers[a].inference,
+            )
             for a, w in zip(e.arms, e.normalized_weights, strict=True)
         ],
         overrides=len(e.overrides),

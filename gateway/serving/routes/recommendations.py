@@ -8,12 +8,17 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from redis.exceptions import RedisError
 
 from gateway.exposure import Exposure
+from gateway.features.online import FeatureStore
+from gateway.features.redis_store import RedisHistory
 from gateway.serving.deps import CatalogueDep, MetricsDep, StateDep, StoreDep, WriterDep
+from gateway.serving.metrics import Metrics
 from gateway.serving.recommend import UnknownUserError, recommend
-from gateway.serving.schemas import Message, PostOut, RecommendationResponse
+from gateway.serving.schemas import Message, RecommendationResponse
 
 router = APIRouter(tags=["recommendations"])
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -39,6 +44,19 @@ def validate_mood(mood: str) -> str:
     return text
 
 
+def user_view(history: RedisHistory, store: FeatureStore, user_id: int, metrics: Metrics) -> FeatureStore:
+    """The store with this user's history read from Redis; on a Redis failure, the local
+    history (offline log + events this process received), counted in the metrics."""
+    user_idx = int(store.user_index([user_id])[0])
+    if user_idx < 0:
+        return store  # cold start needs no history
+    try:
+        return history.view(user_idx)
+    except RedisError:
+        metrics.online_store_errors.inc()
+        return store
+
+
 def to_epoch_seconds(when: datetime) -> int:
     """Naive times are taken as UTC (the feed's timestamps are naive)."""
     if when.tzinfo is not None:
@@ -57,7 +75,6 @@ def to_epoch_seconds(when: datetime) -> int:
 )
 def get_recommendations(
     request: Request,
-    response: Response,
     state: StateDep,
     store: StoreDep,
     catalogue: CatalogueDep,
@@ -78,7 +95,7 @@ def get_recommendations(
         ),
     ] = None,
     x_request_id: Annotated[str | None, Header(description="Optional caller-chosen request id")] = None,
-) -> RecommendationResponse:
+) -> Response:
     started = time.perf_counter()
     snapshot = state.snapshot  # one reference for the whole request: a reload cannot split it
     if topic is not None and topic not in catalogue.topic_names:
@@ -86,6 +103,8 @@ def get_recommendations(
     mood_text = validate_mood(mood) if mood is not None else None
     mood_vector = request.app.state.mood_encoder.embed(mood_text) if mood_text else None
     seconds = to_epoch_seconds(time_)
+    if request.app.state.history is not None:
+        store = user_view(request.app.state.history, store, id, metrics)
     try:
         result = recommend(
             snapshot, store, catalogue, id, seconds, limit, topic, mood_vector, snapshot.mood_weight
@@ -95,12 +114,17 @@ def get_recommendations(
         raise HTTPException(404, str(exc)) from None
     arm, version = result.assignment.arm, result.model_version
     request_id = x_request_id if x_request_id and _REQUEST_ID.match(x_request_id) else uuid.uuid4().hex
-    body = RecommendationResponse(
-        exp_group=arm,
-        recommendations=[
-            PostOut(id=int(catalogue.post_ids[i]), text=catalogue.texts[i], topic=catalogue.topics[i])
-            for i in result.post_idx
-        ],
+    post_ids = [int(catalogue.post_ids[i]) for i in result.post_idx]
+    # Serialised here with orjson: returning a Response skips FastAPI's re-validation of the
+    # response model (the schema is still documented and the tests check bodies against it).
+    body = orjson.dumps(
+        {
+            "exp_group": arm,
+            "recommendations": [
+                {"id": pid, "text": catalogue.texts[i], "topic": catalogue.topics[i]}
+                for pid, i in zip(post_ids, result.post_idx, strict=True)
+            ],
+        }
     )
     latency = time.perf_counter() - started
     writer.submit(
@@ -114,7 +138,7 @@ def get_recommendations(
             bucket=float(result.assignment.bucket),
             in_experiment=result.assignment.in_experiment,
             model_version=version,
-            post_ids=[int(catalogue.post_ids[i]) for i in result.post_idx],
+            post_ids=post_ids,
             latency_ms=round(latency * 1000, 3),
             topic=topic,
             mood=mood_text,
@@ -123,7 +147,5 @@ def get_recommendations(
     )
     metrics.requests.labels("recommendations", arm, version, "200").inc()
     metrics.latency.labels(arm, version).observe(latency)
-    response.headers["X-Request-ID"] = request_id
-    response.headers["X-Exp-Group"] = arm
-    response.headers["X-Model-Version"] = version
-    return body
+    headers = {"X-Request-ID": request_id, "X-Exp-Group": arm, "X-Model-Version": version}
+    return Response(body, media_type="application/json", headers=headers)
