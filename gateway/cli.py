@@ -236,12 +236,14 @@ def _train(
         f"{arm}: {manifest['model_version']} validation AUC {m['validation_auc']:.4f}, "
         f"logged Hitrate@5 {m['validation_hitrate@5_logged']:.4f} in {manifest['training_seconds']:.0f} s → {out or default_dir}"
     )
-    if manifest["kind"] == "lightgbm":
+    try:
         _compile(out or default_dir)
+    except UserError as exc:  # the model is trained and usable; serving falls back to the library
+        err.print(f"warning: {exc}")
 
 
 def _compile(model_dir: Path) -> None:
-    """Compile a LightGBM model folder's forest for serving and check it scores like LightGBM."""
+    """Compile a model folder's forest for serving and check it scores like its library."""
     import time
 
     import numpy as np
@@ -250,21 +252,22 @@ def _compile(model_dir: Path) -> None:
     from gateway.rankers.registry import MODEL_FILES, load_ranker
 
     ranker = load_ranker(model_dir)
-    if ranker.manifest["kind"] != "lightgbm":
-        raise UserError(
-            f"{model_dir}: only LightGBM models are compiled ({ranker.manifest['kind']} runs natively)"
-        )
     started = time.perf_counter()
-    with console.status(f"compiling {model_dir} to native code (lleaves)…"):
+    with console.status(f"compiling {model_dir} to native code…"):
         try:
-            forest = load_compiled(Path(model_dir) / MODEL_FILES["lightgbm"], compile_if_missing=True)
+            forest = load_compiled(
+                Path(model_dir) / MODEL_FILES[ranker.manifest["kind"]], compile_if_missing=True
+            )
         except CompileUnavailable as exc:
-            raise UserError(str(exc)) from None
-    rows = np.random.default_rng(0).normal(size=(2000, len(ranker.features))).astype(np.float32)
-    diff = max_difference(forest.predict(rows), ranker.booster.predict(rows))
+            raise UserError(
+                f"{model_dir}: cannot be compiled ({exc}); it will be served by {ranker.library}"
+            ) from None
+    rng = np.random.default_rng(0)
+    rows = {name: rng.normal(size=2000).astype(np.float32) for name in ranker.features}
+    diff = max_difference(forest.predict(ranker.compiled_input(rows)), ranker.native_predict(rows))
     console.print(
-        f"compiled forest {forest.path} in {time.perf_counter() - started:.1f} s; "
-        f"max |score − LightGBM| on 2,000 random rows {diff:.2g}"
+        f"compiled {forest.path} in {time.perf_counter() - started:.1f} s; "
+        f"max |score − {ranker.library}| on 2,000 random rows {diff:.2g}"
     )
 
 
@@ -277,13 +280,9 @@ def compile_command(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Compile LightGBM arms to native code for serving (cached beside the model; `train` does it too)."""
-    from gateway.rankers.registry import read_manifest
-
-    dirs = model_dirs or [a.model for a in _settings(config).experiment.arms]
-    for model_dir in dirs:
-        if model_dirs or read_manifest(model_dir)["kind"] == "lightgbm":
-            _compile(model_dir)
+    """Compile arms to native code for serving (cached beside the model; `train` does it too)."""
+    for model_dir in model_dirs or [a.model for a in _settings(config).experiment.arms]:
+        _compile(model_dir)
 
 
 SeedOption = Annotated[int | None, typer.Option(help="Training seed (else config.yaml training.seed).")]

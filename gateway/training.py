@@ -21,7 +21,7 @@ from gateway.features.definitions import CATEGORICAL, FEATURE_SET_VERSION
 from gateway.features.online import FeatureStore, feature_matrix
 from gateway.metrics import roc_auc, session_hitrate
 from gateway.progress import stderr
-from gateway.rankers.registry import MANIFEST, MODEL_FILES
+from gateway.rankers.registry import MANIFEST, MODEL_FILES, file_sha256
 
 # Control is the classic model of the source course: demographics, post popularity, time,
 # topic-level history and one simple text similarity.
@@ -142,8 +142,8 @@ def train_arm(
 
         params = {
             "objective": "binary",
-            "learning_rate": 0.05,
-            "num_leaves": 63,
+            "learning_rate": 0.1,
+            "num_leaves": 31,
             "min_data_in_leaf": 200,
             "feature_fraction": 0.8,
             "bagging_fraction": 0.8,
@@ -206,6 +206,7 @@ def train_arm(
         "kind": kind,
         "model_version": _version(arm, kind, model_path),
         "model_file": model_path.name,
+        "model_sha256": file_sha256(model_path),
         "features": names,
         "categorical": categorical,
         "feature_set_version": FEATURE_SET_VERSION,

@@ -96,6 +96,7 @@ def tiny_models(tiny_store, tmp_path_factory) -> Path:
     for arm in ("control", "test"):
         train_tiny(arm, tiny_store, root / arm)
     load_compiled(root / "control" / "model.txt", compile_if_missing=True)  # as `recsys train` does
+    load_compiled(root / "test" / "model.cbm", compile_if_missing=True)
     return root
 
 

@@ -1,4 +1,5 @@
-"""Compiled LightGBM inference (lleaves) scores like LightGBM, and is used only when it does."""
+"""Compiled inference (lleaves for LightGBM, generated C for CatBoost) scores like the
+libraries, and is used only when it does."""
 
 from __future__ import annotations
 
@@ -39,6 +40,23 @@ def test_compiled_forest_scores_like_lightgbm_on_the_whole_catalogue(tiny_models
     assert max_difference(ranker.booster.predict(odd), forest.predict(odd)) <= 1e-12
 
 
+def test_compiled_oblivious_trees_score_like_catboost_on_the_whole_catalogue(tiny_models, tiny_store):
+    ranker = load_ranker(tiny_models / "test")
+    forest = load_compiled(tiny_models / "test" / "model.cbm", compile_if_missing=True)
+    users, seconds = _requests(tiny_store)
+    features = tiny_store.compute(users, seconds)
+    assert (
+        max_difference(ranker.native_predict(features), forest.predict(ranker.compiled_input(features)))
+        <= 1e-12
+    )
+    odd = {name: values[:600].copy() for name, values in features.items()}
+    for values in odd.values():
+        values[::3] = np.nan
+        values[1::3] *= -1e6
+        values[2::3] *= 1e6
+    assert max_difference(ranker.native_predict(odd), forest.predict(ranker.compiled_input(odd))) <= 1e-12
+
+
 def test_the_cache_is_keyed_by_the_model_file(tiny_models, tiny_store, tmp_path):
     model_dir = tmp_path / "control"
     shutil.copytree(tiny_models / "control", model_dir)
@@ -58,7 +76,7 @@ def test_a_forest_that_scores_differently_is_refused(tiny_models, tiny_store, tm
     wrong = load_compiled(other / "model.txt", compile_if_missing=True)
     ranker = load_ranker(tiny_models / "control")
     probe = tiny_store.compute(*_requests(tiny_store, 2))
-    with pytest.raises(ValueError, match="differs from LightGBM"):
+    with pytest.raises(ValueError, match="differs from lightgbm"):
         ranker.attach_compiled(wrong, probe)
     assert ranker.compiled is None and ranker.inference.startswith("native")
 
@@ -67,6 +85,7 @@ def test_the_gateway_compiles_missing_forests_in_the_background(tiny_models, tin
     models = tmp_path / "models"
     shutil.copytree(tiny_models, models)
     shutil.rmtree(models / "control" / "compiled", ignore_errors=True)
+    shutil.rmtree(models / "test" / "compiled", ignore_errors=True)
     config = write_config(
         tmp_path / "config.yaml",
         db="sqlite://",
@@ -76,7 +95,7 @@ def test_the_gateway_compiles_missing_forests_in_the_background(tiny_models, tin
     )
     snapshot = build_snapshot(config, tiny_store)
     control = snapshot.rankers["control"]
-    assert control.inference == "native (lightgbm)" and len(snapshot.pending_compile) == 1
+    assert control.inference == "native (lightgbm)" and len(snapshot.pending_compile) == 2
     users, seconds = _requests(tiny_store, 3)
     before = control.score(tiny_store, users, seconds)
     compile_in_background(snapshot).join(timeout=300)
@@ -85,7 +104,7 @@ def test_the_gateway_compiles_missing_forests_in_the_background(tiny_models, tin
     # the next load finds the cache and starts compiled
     again = build_snapshot(config, tiny_store)
     assert again.rankers["control"].inference == "compiled (lleaves)" and not again.pending_compile
-    assert again.rankers["test"].inference == "native (catboost)"
+    assert again.rankers["test"].inference == "compiled (C, oblivious trees)"
 
 
 def test_compiled_inference_can_be_switched_off(tiny_models, tiny_store, tmp_path, monkeypatch):
@@ -99,5 +118,6 @@ def test_compiled_inference_can_be_switched_off(tiny_models, tiny_store, tmp_pat
     )
     snapshot = build_snapshot(config, tiny_store)
     assert snapshot.rankers["control"].inference == "native (lightgbm)" and not snapshot.pending_compile
+    assert snapshot.rankers["test"].inference == "native (catboost)"
     probe = tiny_store.compute(*_requests(tiny_store, 1))
     assert attach_compiled(snapshot.rankers["control"], probe, compile_if_missing=False)

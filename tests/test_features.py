@@ -83,6 +83,9 @@ def test_training_evaluation_and_serving_build_identical_rows(tiny_store):
             b = serving[name][views["post"][i]]
             c = evaluation[name][i * n_posts + views["post"][i]]
             assert a == b == c, (name, i, a, b, c)
+            # the serving fast path (one request x catalogue) equals the batch on every post
+            assert serving[name].dtype == np.float32
+            np.testing.assert_array_equal(serving[name], evaluation[name][i * n_posts : (i + 1) * n_posts])
 
 
 def test_missing_store_says_what_to_run(tmp_path):

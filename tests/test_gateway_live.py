@@ -8,6 +8,7 @@ SIGHUP reloads, and a graceful stop that flushes the log.
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import threading
@@ -40,8 +41,15 @@ def _live(db, tmp_path_factory, tiny_store, tiny_store_dir, tiny_models):
     root = tmp_path_factory.mktemp("live")
     models = root / "models"
     shutil.copytree(tiny_models, models)
-    # A second, different control model for swaps.
+    # A second, different control model for swaps, and three broken model folders.
     train_tiny("control", tiny_store, models / "control_v2", seed=7, max_rows=30_000, rounds=30)
+    for name in ("missing_file", "corrupt_file", "wrong_features"):
+        shutil.copytree(models / "control", models / name)
+    (models / "missing_file" / "model.txt").unlink()
+    (models / "corrupt_file" / "model.txt").write_bytes(b"tree\nversion=v4\n\x00\xff garbage" * 50)
+    manifest = json.loads((models / "wrong_features" / "manifest.json").read_text())
+    manifest["features"] = manifest["features"][::-1]  # same names, wrong order
+    (models / "wrong_features" / "manifest.json").write_text(json.dumps(manifest))
     config = root / "config.yaml"
     settings = {
         "db": db,
@@ -111,9 +119,15 @@ def test_hot_swaps_under_load_lose_no_request(live, tiny_store):
     threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
+    broken_reasons = {
+        "missing_file": "model file model.txt missing",
+        "corrupt_file": "corrupt or replaced model file",
+        "wrong_features": "differ from the manifest",
+        "invalid_yaml": "invalid",
+    }
     try:
-        versions = set()
-        for i in range(6):
+        versions, rejected = set(), []
+        for i in range(10):  # 20 reloads: valid, broken, valid, broken, ...
             control = models / ("control_v2" if i % 2 == 0 else "control")
             arms = [
                 {"name": "control", "weight": 50, "model": str(control)},
@@ -121,13 +135,16 @@ def test_hot_swaps_under_load_lose_no_request(live, tiny_store):
             ]
             write_config(config, salt=SALT, arms=arms, **settings)
             versions.add(_reload(live, 200)["models"]["control"])
-            # A broken model folder is rejected; the previous models keep serving.
-            broken = [{"name": "control", "weight": 50, "model": str(models / "missing")}, arms[1]]
-            write_config(config, salt=SALT, arms=broken, **settings)
-            assert "missing" in _reload(live, 422)["detail"]
-            config.write_text("experiment: [unclosed")
-            assert "invalid" in _reload(live, 422)["detail"].lower()
-            time.sleep(0.3)
+            kind = list(broken_reasons)[i % 4]
+            if kind == "invalid_yaml":
+                config.write_text("experiment: [unclosed")
+            else:
+                broken = [{"name": "control", "weight": 50, "model": str(models / kind)}, arms[1]]
+                write_config(config, salt=SALT, arms=broken, **settings)
+            detail = _reload(live, 422)["detail"]
+            assert broken_reasons[kind] in detail, (kind, detail)  # a clear reason, not a traceback
+            rejected.append(kind)
+            time.sleep(0.2)
         write_config(config, salt=SALT, **settings)
         _reload(live, 200)
     finally:
@@ -136,6 +153,7 @@ def test_hot_swaps_under_load_lose_no_request(live, tiny_store):
             t.join()
     assert not failures, failures[:3]
     assert counts["ok"] > 50 and len(versions) == 2
+    assert len(rejected) == 10 and set(rejected) == set(broken_reasons)
 
 
 def test_sighup_reloads(live):

@@ -1,4 +1,5 @@
-"""LightGBM trees compiled to native code (lleaves, LLVM) for serving.
+"""Tree models compiled to native code for serving: LightGBM with lleaves (LLVM), CatBoost's
+oblivious trees with generated C (``gateway.rankers.oblivious``).
 
 LightGBM's own predictor walks node arrays and spends ~40 ms of one core on 7,023 rows x
 200 trees of 63 leaves; the compiled forest (one branch-specialised function per tree, blocked
@@ -41,10 +42,18 @@ def _toolchain() -> tuple:
 
 
 def cache_path(model_file: Path) -> Path:
-    """Where the object file for this model, this CPU and this toolchain lives."""
-    lleaves, llvmlite_version, cpu, features = _toolchain()
+    """Where the compiled file for this model, this CPU and this toolchain lives."""
     key = hashlib.sha256()
     key.update(Path(model_file).read_bytes())
+    if Path(model_file).suffix == ".cbm":
+        from gateway.rankers.oblivious import ObliviousUnsupported, toolchain_id
+
+        try:
+            key.update(toolchain_id().encode())
+        except ObliviousUnsupported as exc:
+            raise CompileUnavailable(str(exc)) from None
+        return Path(model_file).parent / COMPILED_DIR / f"{Path(model_file).stem}-{key.hexdigest()[:16]}.so"
+    lleaves, llvmlite_version, cpu, features = _toolchain()
     for part in (getattr(lleaves, "__version__", "?"), llvmlite_version, cpu, features):
         key.update(str(part).encode())
     return Path(model_file).parent / COMPILED_DIR / f"{Path(model_file).stem}-{cpu}-{key.hexdigest()[:16]}.o"
@@ -61,8 +70,10 @@ class CompiledForest:
         return self._model.predict(np.asarray(matrix, dtype=np.float64), n_jobs=max(threads, 1))
 
 
-def load_compiled(model_file: Path, *, compile_if_missing: bool) -> CompiledForest | None:
+def load_compiled(model_file: Path, *, compile_if_missing: bool):
     """The cached compiled forest; compiled now (slow) if missing and allowed, else None."""
+    if Path(model_file).suffix == ".cbm":
+        return _load_oblivious(Path(model_file), compile_if_missing)
     lleaves = _toolchain()[0]
     path = cache_path(model_file)
     if not path.exists():
@@ -80,6 +91,23 @@ def load_compiled(model_file: Path, *, compile_if_missing: bool) -> CompiledFore
     model = lleaves.Model(model_file=str(model_file))
     model.compile(cache=str(path))
     return CompiledForest(model, path)
+
+
+def _load_oblivious(model_file: Path, compile_if_missing: bool):
+    from gateway.rankers.oblivious import ObliviousForest, ObliviousUnsupported, build_library, scale_and_bias
+
+    path = cache_path(model_file)
+    try:
+        if not path.exists():
+            if not compile_if_missing:
+                return None
+            build_library(model_file, path)
+            for stale in path.parent.glob(f"{model_file.stem}-*.so"):
+                if stale != path:
+                    stale.unlink(missing_ok=True)
+        return ObliviousForest(path, *scale_and_bias(model_file))
+    except ObliviousUnsupported as exc:
+        raise CompileUnavailable(str(exc)) from None
 
 
 def max_difference(a: np.ndarray, b: np.ndarray) -> float:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from gateway.features.definitions import FEATURE_NAMES
 
 MANIFEST = "manifest.json"
+PREFLIGHT_TIMEOUT_S = 60
 MODEL_FILES = {"lightgbm": "model.txt", "catboost": "model.cbm"}
 
 
@@ -36,6 +40,50 @@ def read_manifest(model_dir: Path) -> dict:
     return manifest
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_model_file(model_file: Path, manifest: dict) -> None:
+    """Refuse a model file before the library parses it: LightGBM segfaults, aborts or hangs
+    on some truncated or corrupted files, which would take the whole gateway down.
+
+    Files from ``recsys train`` carry their SHA-256 in the manifest; a file without one is
+    parsed once in a child process (with a time limit) before this process touches it."""
+    expected = manifest.get("model_sha256")
+    if expected:
+        actual = file_sha256(model_file)
+        if actual != expected:
+            raise ModelError(
+                f"{model_file}: corrupt or replaced model file (SHA-256 {actual[:12]}…, "
+                f"the manifest expects {expected[:12]}…)"
+            )
+        return
+    code = (
+        "import sys\n"
+        "if sys.argv[1] == 'lightgbm':\n"
+        "    import lightgbm; lightgbm.Booster(model_file=sys.argv[2])\n"
+        "else:\n"
+        "    import catboost; catboost.CatBoost().load_model(sys.argv[2])\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, manifest["kind"], str(model_file)],
+            capture_output=True,
+            text=True,
+            timeout=PREFLIGHT_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        raise ModelError(f"{model_file}: corrupt model file (loading it hung)") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1][:200]
+        raise ModelError(f"{model_file}: corrupt model file (the loader failed: {last})")
+
+
 def load_ranker(model_dir: Path, feature_set_version: str | None = None, *, threads: int = 0):
     """Load and validate a model folder; raise ModelError with a readable reason.
 
@@ -52,14 +100,16 @@ def load_ranker(model_dir: Path, feature_set_version: str | None = None, *, thre
     model_file = Path(model_dir) / MODEL_FILES[manifest["kind"]]
     if not model_file.exists():
         raise ModelError(f"{model_dir}: model file {model_file.name} missing")
+    check_model_file(model_file, manifest)
     try:
         if manifest["kind"] == "lightgbm":
             import lightgbm as lgb
 
             booster = lgb.Booster(model_file=str(model_file))
-            if booster.num_feature() != len(manifest["features"]):
+            if booster.feature_name() != list(manifest["features"]):
                 raise ModelError(
-                    f"{model_file}: model has {booster.num_feature()} features, manifest lists {len(manifest['features'])}"
+                    f"{model_file}: the model's {booster.num_feature()} features differ from the "
+                    f"manifest's {len(manifest['features'])} (names or order): retrain or fix the manifest"
                 )
             return LightGBMRanker(booster, manifest, threads)
         from catboost import CatBoostClassifier

@@ -17,7 +17,6 @@ from gateway.assignment import Experiment
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.features.online import FeatureStore
 from gateway.rankers.compiled import load_compiled
-from gateway.rankers.models import LightGBMRanker
 from gateway.rankers.registry import MODEL_FILES, ModelError, load_ranker
 
 log = logging.getLogger("gateway.serving")
@@ -103,7 +102,7 @@ def build_snapshot(
             ) from exc
         if scores.shape != (1, len(store.post_ids)) or not np.all(np.isfinite(scores)):
             raise ReloadError(f"arm {arm.name}: model returned invalid scores on a probe request")
-        wants_compiled = settings.serving.compiled_inference and isinstance(ranker, LightGBMRanker)
+        wants_compiled = settings.serving.compiled_inference
         if wants_compiled and not attach_compiled(ranker, probe, compile_if_missing=False):
             pending.append(ranker)
         rankers[arm.name] = ranker
@@ -118,12 +117,12 @@ def build_snapshot(
     )
 
 
-def attach_compiled(ranker: LightGBMRanker, probe: dict, *, compile_if_missing: bool) -> bool:
-    """Give a LightGBM ranker its compiled forest (cached, or compiled now if allowed).
+def attach_compiled(ranker, probe: dict, *, compile_if_missing: bool) -> bool:
+    """Give a ranker its compiled forest (cached, or compiled now if allowed).
 
     False when there is none yet; a toolchain problem or a forest that scores differently
     leaves the ranker on LightGBM's predictor, logged, never failing the load."""
-    model_file = Path(ranker.manifest["_path"]) / MODEL_FILES["lightgbm"]
+    model_file = Path(ranker.manifest["_path"]) / MODEL_FILES[ranker.manifest["kind"]]
     started = time.perf_counter()
     try:
         forest = load_compiled(model_file, compile_if_missing=compile_if_missing)
@@ -146,7 +145,7 @@ def attach_compiled(ranker: LightGBMRanker, probe: dict, *, compile_if_missing: 
 
 
 def compile_in_background(snapshot: Snapshot) -> threading.Thread | None:
-    """Compile the snapshot's LightGBM forests that have no cache yet, off the request path."""
+    """Compile the snapshot's forests that have no cache yet, off the request path."""
     if not snapshot.pending_compile:
         return None
 
