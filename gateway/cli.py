@@ -556,6 +556,59 @@ def bench(
         console.print(f"gateway vs naive reference (× faster, same requests, same run): {extra['speedup']}")
 
 
+@app.command("soak")
+@friendly
+def soak_command(
+    url: Annotated[str, typer.Option(help="Gateway base URL.")] = "http://127.0.0.1:8000",
+    rate: Annotated[float, typer.Option(min=1, max=5000, help="Requests per second (open loop).")] = 100.0,
+    minutes: Annotated[float, typer.Option(min=0.1, max=24 * 60, help="Duration in minutes.")] = 10.0,
+    seed: Annotated[int, typer.Option(help="Seed for users and times.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    features_dir: FeaturesDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Hold a fixed request rate for minutes; report errors, memory growth and p99 drift (exit 1 if a bar fails)."""
+    import httpx
+    from rich.progress import Progress
+
+    from gateway.progress import stderr
+    from gateway.soak import RSS_METRIC, read_rss_mb, run_soak
+
+    store = _store(features_dir, config)
+    with httpx.Client() as client:
+        if read_rss_mb(client, url) is None:
+            raise UserError(f"no {RSS_METRIC} at {url}/metrics: is the gateway (this version) running?")
+    day0, days = store.manifest["day0"], store.manifest["days"]
+    seconds = minutes * 60
+    with Progress(console=stderr) as progress:
+        task = progress.add_task(f"soak {rate:g} req/s for {minutes:g} min", total=int(rate * seconds))
+        result = run_soak(
+            url,
+            store.user_ids,
+            (day0 + 6 * 3600, day0 + days * 86400),
+            rate=rate,
+            seconds=seconds,
+            seed=seed,
+            progress=lambda n: progress.advance(task, n),
+        )
+    verdict = result.verdict()
+    if as_json:
+        print(json.dumps(verdict))
+    else:
+        table = Table("minute", "requests", "p50 ms", "p99 ms", title=f"soak {url}: {rate:g} req/s")
+        for m in verdict["minutes"]:
+            table.add_row(str(m["minute"]), str(m["requests"]), str(m["p50_ms"]), str(m["p99_ms"]))
+        console.print(table)
+        console.print(
+            f"requests {verdict['requests']:,} ({verdict['achieved_rps']} req/s), errors {verdict['errors']}, "
+            f"late starts {verdict['late_starts']}; RSS {verdict['rss_mb_start']} → {verdict['rss_mb_end']} MB "
+            f"({verdict['rss_growth_pct']:+.2f} %); p99 worst/first minute {verdict['p99_ratio']}"
+        )
+        console.print("[green]PASSED[/]" if verdict["passed"] else "[red]FAILED[/]")
+    if not verdict["passed"]:
+        raise typer.Exit(1)
+
+
 @app.command("simulate")
 @friendly
 def simulate_command(

@@ -229,3 +229,31 @@ def test_cold_start_serves_content_and_is_logged(served, tiny_store):
     assert r.status_code == 200 and sum(p["topic"] == "sport" for p in r.json()["recommendations"]) >= 3
     r = client.get("/post/recommendations/", params={"id": stranger, "time": WHEN})
     assert r.status_code == 404 and "topic" in r.json()["detail"] and "mood" in r.json()["detail"]
+
+
+def test_request_bodies_are_bounded(served, monkeypatch):
+    client, _, _ = served
+    monkeypatch.setenv("RECSYS_ADMIN_TOKEN", "tok")
+    auth = {"Authorization": "Bearer tok"}
+    huge = (
+        b'{"events": ['
+        + b'{"user_id": 1, "post_id": 1, "action": "view", "timestamp": "2021-12-01T00:00:00"},' * 40_000
+    )
+    r = client.post("/events", content=huge, headers={**auth, "Content-Type": "application/json"})
+    assert r.status_code == 413 and "larger than" in r.json()["detail"]
+
+    def chunks():  # no Content-Length: counted while streaming
+        for _ in range(40):
+            yield b" " * 100_000
+
+    r = client.post("/events", content=chunks(), headers={**auth, "Content-Type": "application/json"})
+    assert r.status_code == 413 and "larger than" in r.json()["detail"]
+
+
+def test_the_admin_token_never_reaches_the_logs(served, monkeypatch, caplog):
+    client, _, _ = served
+    monkeypatch.setenv("RECSYS_ADMIN_TOKEN", "s3cret-token-value")
+    caplog.set_level("DEBUG")
+    client.post("/admin/reload", headers={"Authorization": "Bearer wrong-token-value"})
+    client.post("/admin/reload", headers={"Authorization": "Bearer s3cret-token-value"})
+    assert "s3cret-token-value" not in caplog.text and "wrong-token-value" not in caplog.text

@@ -58,8 +58,19 @@ def test_broken_model_folders_are_rejected(trained, tmp_path, tiny_store):
     broken.mkdir()
     (broken / "manifest.json").write_text((trained / "control" / "manifest.json").read_text())
     (broken / "model.txt").write_text("not a model")
-    with pytest.raises(ModelError, match="cannot load model"):
+    with pytest.raises(ModelError, match="corrupt or replaced model file"):
+        load_ranker(broken)  # the checksum refuses it before LightGBM parses it
+    # Without a checksum the file is parsed in a child process first: LightGBM segfaults on
+    # this truncated model, which must cost a clear error, not this process.
+    manifest = json.loads((trained / "control" / "manifest.json").read_text())
+    del manifest["model_sha256"]
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    model = (trained / "control" / "model.txt").read_bytes()
+    (broken / "model.txt").write_bytes(model[: len(model) // 2])
+    with pytest.raises(ModelError, match="corrupt model file"):
         load_ranker(broken)
+    (broken / "model.txt").write_bytes(model)
+    assert load_ranker(broken).version == manifest["model_version"]  # an intact file passes the check
     manifest = json.loads((trained / "test" / "manifest.json").read_text())
     manifest["features"] = [*manifest["features"], "no_such_feature"]
     wrong = tmp_path / "wrong"

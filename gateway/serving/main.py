@@ -25,6 +25,7 @@ from gateway.features.offline import current_store_dir
 from gateway.features.online import FeatureStore
 from gateway.features.redis_store import RedisHistory
 from gateway.features.text import MoodEncoder
+from gateway.serving.limits import BodySizeLimit
 from gateway.serving.metrics import Metrics
 from gateway.serving.routes import catalogue, events, ops, recommendations
 from gateway.serving.state import Catalogue, ReloadError, ServingState, build_snapshot, compile_in_background
@@ -117,6 +118,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.metrics = Metrics()
+    app.add_middleware(BodySizeLimit)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

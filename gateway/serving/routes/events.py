@@ -46,6 +46,7 @@ class EventsOut(BaseModel):
         401: {"model": Message},
         403: {"model": Message},
         404: {"model": Message},
+        413: {"model": Message, "description": "Body larger than 2 MiB"},
         503: {"model": Message, "description": "The shared online store (Redis) is unavailable"},
     },
     summary="Append views/likes to the online store (admin token)",
