@@ -443,6 +443,11 @@ def serve(
             open_client(settings.serving.redis_url, settings.serving.redis_prefix, version).close()
         except OnlineStoreError as exc:
             raise UserError(str(exc)) from None
+    if workers > 1 and settings.serving.online_store == "memory":
+        err.print(
+            "warning: with several workers and serving.online_store: memory, POST /events reaches one "
+            "worker only; use online_store: redis to share online events (README: Scaling)"
+        )
     os.environ["RECSYS_CONFIG"] = str(config)
     err.print(f"serving {settings.experiment.name} on http://{host}:{port} ({workers} worker(s))")
     uvicorn.run(
@@ -454,6 +459,12 @@ def serve(
         log_level=log_level,
         timeout_graceful_shutdown=30,
     )
+
+
+def _traffic_window(store) -> tuple[int, int]:
+    """Request times for load tests: from 06:00 of the feed's first day to its end."""
+    day0, days = store.manifest["day0"], store.manifest["days"]
+    return day0 + 6 * 3600, day0 + days * 86400
 
 
 @app.command("bench")
@@ -490,13 +501,12 @@ def bench(
     if compare_mood and compare_naive:
         raise UserError("use --compare-mood or --compare-naive, not both")
     store = _store(features_dir, config)
-    day0, days = store.manifest["day0"], store.manifest["days"]
 
     def once(target: str, with_mood: str | None) -> dict:
         result = run_bench(
             target,
             store.user_ids,
-            (day0 + 6 * 3600, day0 + days * 86400),
+            _traffic_window(store),
             requests=requests,
             concurrency=concurrency,
             seed=seed,
@@ -562,6 +572,7 @@ def soak_command(
     url: Annotated[str, typer.Option(help="Gateway base URL.")] = "http://127.0.0.1:8000",
     rate: Annotated[float, typer.Option(min=1, max=5000, help="Requests per second (open loop).")] = 100.0,
     minutes: Annotated[float, typer.Option(min=0.1, max=24 * 60, help="Duration in minutes.")] = 10.0,
+    warmup: Annotated[float, typer.Option(min=0, max=600, help="Unmeasured warm-up in seconds.")] = 30.0,
     seed: Annotated[int, typer.Option(help="Seed for users and times.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     features_dir: FeaturesDirOption = None,
@@ -578,17 +589,17 @@ def soak_command(
     with httpx.Client() as client:
         if read_rss_mb(client, url) is None:
             raise UserError(f"no {RSS_METRIC} at {url}/metrics: is the gateway (this version) running?")
-    day0, days = store.manifest["day0"], store.manifest["days"]
     seconds = minutes * 60
     with Progress(console=stderr) as progress:
         task = progress.add_task(f"soak {rate:g} req/s for {minutes:g} min", total=int(rate * seconds))
         result = run_soak(
             url,
             store.user_ids,
-            (day0 + 6 * 3600, day0 + days * 86400),
+            _traffic_window(store),
             rate=rate,
             seconds=seconds,
             seed=seed,
+            warmup=warmup,
             progress=lambda n: progress.advance(task, n),
         )
     verdict = result.verdict()
@@ -601,8 +612,9 @@ def soak_command(
         console.print(table)
         console.print(
             f"requests {verdict['requests']:,} ({verdict['achieved_rps']} req/s), errors {verdict['errors']}, "
-            f"late starts {verdict['late_starts']}; RSS {verdict['rss_mb_start']} → {verdict['rss_mb_end']} MB "
-            f"({verdict['rss_growth_pct']:+.2f} %); p99 worst/first minute {verdict['p99_ratio']}"
+            f"late starts {verdict['late_starts']}; RSS of {verdict['workers_seen']} worker(s) "
+            f"{verdict['rss_mb_start']} → {verdict['rss_mb_end']} MB (worst worker {verdict['rss_growth_pct']:+.2f} %); "
+            f"p99 worst/first minute {verdict['p99_ratio']}"
         )
         console.print("[green]PASSED[/]" if verdict["passed"] else "[red]FAILED[/]")
     if not verdict["passed"]:

@@ -5,9 +5,10 @@ latency is measured from its scheduled time, so a stalled server shows up as lat
 of silently lowering the load (no coordinated omission). The server's resident memory is read
 from its own ``/metrics`` (``process_resident_memory_bytes``) every few seconds.
 
-Verdict (the reliability issue's bars): no error; resident memory grows < 5 % from the end of
-the first minute (start-up allocations settle there) to the end; every minute's p99 stays
-within 1.5x of the first minute's.
+A warm-up (default 30 s at the same rate) runs first and is not counted. Verdict (the
+reliability issue's bars): no error; the resident memory of every worker (told apart by
+``recsys_worker_pid``) grows < 5 % from its first to its last reading; every minute's p99
+stays within 1.5x of the first minute's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import httpx
 import numpy as np
 
 RSS_METRIC = "process_resident_memory_bytes"
+PID_METRIC = "recsys_worker_pid"
 
 
 @dataclass
@@ -28,7 +30,7 @@ class SoakResult:
     rate: float
     seconds: float
     minutes: list[dict] = field(default_factory=list)
-    rss_mb: list[tuple[float, float]] = field(default_factory=list)  # (elapsed s, MB)
+    rss_mb: list[tuple[float, int, float]] = field(default_factory=list)  # (elapsed s, worker pid, MB)
     errors: int = 0
     requests: int = 0
     late_starts: int = 0  # requests sent > 100 ms after their scheduled time (client saturated)
@@ -36,16 +38,20 @@ class SoakResult:
     def verdict(self) -> dict:
         first_p99 = self.minutes[0]["p99_ms"] if self.minutes else float("nan")
         worst_p99 = max((m["p99_ms"] for m in self.minutes), default=float("nan"))
-        after_warmup = [mb for t, mb in self.rss_mb if t >= 60] or [mb for _, mb in self.rss_mb]
-        growth = (after_warmup[-1] / after_warmup[0] - 1) * 100 if after_warmup else float("nan")
+        workers: dict[int, list[float]] = {}
+        for _, pid, mb in self.rss_mb:
+            workers.setdefault(pid, []).append(mb)
+        growths = {pid: (mbs[-1] / mbs[0] - 1) * 100 for pid, mbs in workers.items()}
+        growth = max(growths.values(), default=float("nan"))
         return {
             "requests": self.requests,
             "errors": self.errors,
             "achieved_rps": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
             "late_starts": self.late_starts,
-            "rss_mb_start": round(after_warmup[0], 1) if after_warmup else None,
-            "rss_mb_end": round(after_warmup[-1], 1) if after_warmup else None,
-            "rss_growth_pct": round(growth, 2),
+            "rss_mb_start": round(sum(mbs[0] for mbs in workers.values()), 1),
+            "rss_mb_end": round(sum(mbs[-1] for mbs in workers.values()), 1),
+            "rss_growth_pct": round(growth, 2),  # the worst worker's
+            "workers_seen": len(workers),
             "p99_first_minute_ms": first_p99,
             "p99_worst_minute_ms": worst_p99,
             "p99_ratio": round(worst_p99 / first_p99, 2) if first_p99 else None,
@@ -56,15 +62,20 @@ class SoakResult:
         }
 
 
-def read_rss_mb(client: httpx.Client, url: str) -> float | None:
+def read_rss_mb(client: httpx.Client, url: str) -> tuple[int, float] | None:
+    """(worker pid, resident MB) of whichever worker answered, or None."""
     try:
         text = client.get(url.rstrip("/") + "/metrics", timeout=5).text
     except httpx.HTTPError:
         return None
+    values = {}
     for line in text.splitlines():
-        if line.startswith(RSS_METRIC + " "):
-            return float(line.split()[1]) / 1e6
-    return None
+        name, _, value = line.partition(" ")
+        if name in (RSS_METRIC, PID_METRIC):
+            values[name] = float(value)
+    if RSS_METRIC not in values:
+        return None
+    return int(values.get(PID_METRIC, 0)), values[RSS_METRIC] / 1e6
 
 
 def run_soak(
@@ -77,6 +88,7 @@ def run_soak(
     seed: int = 0,
     workers: int = 32,
     rss_every: float = 5.0,
+    warmup: float = 30.0,
     progress=None,
 ) -> SoakResult:
     rng = np.random.default_rng(seed)
@@ -89,16 +101,21 @@ def run_soak(
     lock = threading.Lock()
     local = threading.local()
 
-    def send(i: int, scheduled: float) -> None:
+    def get(i: int) -> bool:
         client = getattr(local, "client", None)
-        if client is None:
+        if client is None:  # one per worker thread, made during the warm-up
             client = local.client = httpx.Client(timeout=10)
-        late = time.perf_counter() - scheduled > 0.1
         try:
-            r = client.get(base, params={"id": int(users[i]), "time": stamps[i]})
-            ok = r.status_code == 200
+            return (
+                client.get(base, params={"id": int(users[i % total]), "time": stamps[i % total]}).status_code
+                == 200
+            )
         except httpx.HTTPError:
-            ok = False
+            return False
+
+    def send(i: int, scheduled: float) -> None:
+        late = time.perf_counter() - scheduled > 0.1
+        ok = get(i)
         elapsed_ms = (time.perf_counter() - scheduled) * 1000
         minute = min(int((scheduled - started) // 60), len(latencies) - 1)
         with lock:
@@ -114,30 +131,28 @@ def run_soak(
     def watch_memory() -> None:
         with httpx.Client() as client:
             while not stop.is_set():
-                mb = read_rss_mb(client, url)
-                if mb is not None:
-                    result.rss_mb.append((time.perf_counter() - started, mb))
+                for _ in range(4):  # several scrapes: each may reach another worker
+                    reading = read_rss_mb(client, url)
+                    if reading is not None:
+                        result.rss_mb.append((time.perf_counter() - started, *reading))
                 stop.wait(rss_every)
 
-    started = time.perf_counter()
-    watcher = threading.Thread(target=watch_memory, daemon=True)
-    watcher.start()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for i in range(total):
-            scheduled = started + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            pool.submit(send, i, scheduled)
-            if progress and i % int(rate) == 0:
-                progress(int(rate))
+        # Warm-up, not measured: the same load on the same threads and connections, so the
+        # measured minutes start with clients, caches and allocators settled.
+        _paced(pool, lambda i, _: get(i), rate, int(rate * warmup), time.perf_counter())
+        started = time.perf_counter()
+        watcher = threading.Thread(target=watch_memory, daemon=True)
+        watcher.start()
+        _paced(pool, send, rate, total, started, progress)
     result.seconds = time.perf_counter() - started
     stop.set()
     watcher.join()
-    with httpx.Client() as client:  # the last reading, after the load
-        mb = read_rss_mb(client, url)
-        if mb is not None:
-            result.rss_mb.append((result.seconds, mb))
+    with httpx.Client() as client:  # the last readings, after the load
+        for _ in range(8):
+            reading = read_rss_mb(client, url)
+            if reading is not None:
+                result.rss_mb.append((result.seconds, *reading))
     for minute, values in enumerate(latencies):
         if values:
             a = np.asarray(values)
@@ -150,3 +165,15 @@ def run_soak(
                 }
             )
     return result
+
+
+def _paced(pool: ThreadPoolExecutor, task, rate: float, count: int, started: float, progress=None) -> None:
+    """Submit ``task(i, scheduled_time)`` at ``rate`` per second from ``started`` (open loop)."""
+    for i in range(count):
+        scheduled = started + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        pool.submit(task, i, scheduled)
+        if progress and i % int(rate) == 0:
+            progress(int(rate))

@@ -135,14 +135,18 @@ class FeatureStore:
 
     # -- loading -------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: Path) -> FeatureStore:
+    def load(cls, path: Path, *, keep_log: bool = True) -> FeatureStore:
+        """``keep_log=False`` (serving) drops the raw event log once it is indexed."""
         try:
             manifest = json.loads((path / "manifest.json").read_text())
             users = pd.read_parquet(path / "users.parquet")
             posts = pd.read_parquet(path / "posts.parquet")
             events = np.load(path / "events.npz")
             daily = np.load(path / "post_daily.npz")
-            return cls.from_arrays(manifest, users, posts, dict(events), dict(daily))
+            store = cls.from_arrays(manifest, users, posts, dict(events), dict(daily))
+            if not keep_log:
+                store.events = {}
+            return store
         except (OSError, ValueError, KeyError) as exc:
             raise FeatureStoreError(
                 f"cannot load feature store {path}: {exc}; run `recsys features build`"

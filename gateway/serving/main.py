@@ -81,7 +81,7 @@ def create_app(
     async def lifespan(app: FastAPI):
         cfg = settings or load_settings(config_path)
         store_dir = current_store_dir(cfg.paths.features_dir)
-        store = FeatureStore.load(store_dir)
+        store = FeatureStore.load(store_dir, keep_log=False)
         app.state.store = store
         app.state.catalogue = Catalogue.load(store_dir, store)
         app.state.mood_encoder = MoodEncoder.load(store_dir / "text_space.npz")

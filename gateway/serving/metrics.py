@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 
 from gateway.exposure import ExposureWriter
@@ -14,6 +16,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, cpu, fds
+        # Which worker answered a scrape (with --workers N each process has its own metrics).
+        Gauge(
+            "recsys_worker_pid", "Process id of the worker serving this scrape", registry=self.registry
+        ).set(os.getpid())
         self.requests = Counter(
             "recsys_requests_total",
             "Requests served, by endpoint, arm, model version and status",
