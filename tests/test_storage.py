@@ -32,3 +32,19 @@ def test_missing_sqlite_file_is_not_created_by_readers(tmp_path):
     with pytest.raises(StorageError, match="recsys data synth"):
         connect(f"sqlite:///{tmp_path}/absent.db")
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_create_makes_a_missing_postgres_database(pg_url):
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import PG_ADMIN_URL
+
+    url = pg_url + "_made"  # a database that does not exist yet
+    with pytest.raises(StorageError, match="does not exist"):
+        connect(url)
+    engine = connect(url, create=True)
+    engine.dispose()
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+    admin.dispose()

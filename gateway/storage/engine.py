@@ -64,8 +64,9 @@ def make_engine(url: str) -> Engine:
 def connect(url: str, *, create: bool = False) -> Engine:
     """Build an engine and prove it can connect; raise StorageError with a readable message.
 
-    ``create`` allows a new SQLite file (and its folder) to be made; otherwise a missing
-    SQLite file is an error, as an unreachable server is.
+    ``create`` allows a new SQLite file (and its folder), or a new PostgreSQL database on a
+    reachable server, to be made; otherwise a missing one is an error, as an unreachable
+    server is.
     """
     normalized = normalize_url(url)
     parsed = make_url(normalized)
@@ -75,6 +76,8 @@ def connect(url: str, *, create: bool = False) -> Engine:
             path = Path(database)
             if not path.exists() and not create:
                 raise StorageError(f"no database at {path}: run `recsys data synth` first (or pass --db)")
+    if create and parsed.get_backend_name() == "postgresql" and parsed.database:
+        _create_pg_database(parsed)
     engine = make_engine(normalized)
     try:
         with engine.connect() as conn:
@@ -85,3 +88,19 @@ def connect(url: str, *, create: bool = False) -> Engine:
     except SQLAlchemyError as exc:
         raise StorageError(f"database error on {parsed.render_as_string()}: {exc}") from exc
     return engine
+
+
+def _create_pg_database(url) -> None:
+    """CREATE DATABASE if it is missing (through the server's maintenance database)."""
+    admin = make_engine(url.set(database="postgres").render_as_string(hide_password=False))
+    try:
+        with admin.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
+            ).first()
+            if not exists:
+                conn.execute(text(f"CREATE DATABASE {admin.dialect.identifier_preparer.quote(url.database)}"))
+    except SQLAlchemyError:
+        pass  # unreachable server or no rights: the connection attempt below says why
+    finally:
+        admin.dispose()
