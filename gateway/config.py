@@ -74,6 +74,7 @@ class ServingSettings(BaseModel):
     online_store: str = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = Field("recsys", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    redis_local_fallback: bool = True
 
     @field_validator("online_store")
     @classmethod

@@ -103,3 +103,24 @@ def test_two_gateway_replicas_share_online_events(history, tiny_db, tiny_store_d
     finally:
         a.stop()
         b.stop()
+
+
+def test_without_a_local_copy_a_redis_failure_is_a_503_not_a_feed_that_ignores_likes(tiny_store_dir):
+    import redis
+    from fastapi import HTTPException
+
+    from gateway.features.online import FeatureStore
+    from gateway.serving.metrics import Metrics
+    from gateway.serving.routes.recommendations import user_view
+
+    store = FeatureStore.load(tiny_store_dir)  # private: the history is dropped below
+    dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    metrics = Metrics()
+    kept = RedisHistory(dead, FeatureStore.load(tiny_store_dir), local_fallback=True)
+    assert user_view(kept, kept.store, int(kept.store.user_ids[0]), metrics) is kept.store
+    history = RedisHistory(dead, store, local_fallback=False)
+    assert len(store.base.like_keys) == 0 and len(store.base.view_keys) == 0  # memory freed
+    with pytest.raises(HTTPException) as refused:
+        user_view(history, store, int(store.user_ids[0]), metrics)
+    assert refused.value.status_code == 503
+    assert metrics.online_store_errors._value.get() == 2

@@ -29,14 +29,29 @@ class OnlineStoreError(RuntimeError):
 
 
 class RedisHistory:
-    def __init__(self, client, store: FeatureStore, prefix: str = "recsys") -> None:
+    def __init__(
+        self, client, store: FeatureStore, prefix: str = "recsys", local_fallback: bool = True
+    ) -> None:
         self.client = client
         self.store = store
         self.namespace = f"{prefix}:{store.version}"
+        self.local_fallback = local_fallback
+        if not local_fallback:  # the history lives in Redis only: free the local index
+            store.base = _empty_index(store)
+            store.recent = None
 
     @classmethod
-    def connect(cls, url: str, store: FeatureStore, prefix: str = "recsys", *, require_pushed: bool = True):
-        return cls(open_client(url, prefix, store.version if require_pushed else None), store, prefix)
+    def connect(
+        cls,
+        url: str,
+        store: FeatureStore,
+        prefix: str = "recsys",
+        *,
+        require_pushed: bool = True,
+        local_fallback: bool = True,
+    ):
+        client = open_client(url, prefix, store.version if require_pushed else None)
+        return cls(client, store, prefix, local_fallback)
 
     def key(self, user_idx: int) -> str:
         return f"{self.namespace}:events:{int(user_idx)}"
@@ -83,20 +98,27 @@ class RedisHistory:
     def view(self, user_idx: int) -> FeatureStore:
         """The feature store as this user's requests see it: history from Redis only."""
         ev = self.events(user_idx)
-        s = self.store
-        index = EventIndex.build(
-            np.full(len(ev), user_idx, dtype=np.int64),
-            ev["post"].astype(np.int64),
-            ev["seconds"],
-            ev["like"].astype(bool),
-            s.post_emb,
-            s.posts["topic"],
-            s.posts["cluster"],
-        )
-        return dataclasses.replace(s, base=index, recent=None)
+        index = _index(self.store, np.full(len(ev), user_idx, dtype=np.int64), ev)
+        return dataclasses.replace(self.store, base=index, recent=None)
 
     def close(self) -> None:
         self.client.close()
+
+
+def _index(store: FeatureStore, users: np.ndarray, ev: np.ndarray) -> EventIndex:
+    return EventIndex.build(
+        users,
+        ev["post"].astype(np.int64),
+        ev["seconds"],
+        ev["like"].astype(bool),
+        store.post_emb,
+        store.posts["topic"],
+        store.posts["cluster"],
+    )
+
+
+def _empty_index(store: FeatureStore) -> EventIndex:
+    return _index(store, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=RECORD))
 
 
 def open_client(url: str, prefix: str, require_version: str | None):

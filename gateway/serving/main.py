@@ -89,7 +89,12 @@ def create_app(
         compile_in_background(app.state.serving.snapshot)
         app.state.config_path = config_path
         app.state.history = (
-            RedisHistory.connect(cfg.serving.redis_url, store, cfg.serving.redis_prefix)
+            RedisHistory.connect(
+                cfg.serving.redis_url,
+                store,
+                cfg.serving.redis_prefix,
+                local_fallback=cfg.serving.redis_local_fallback,
+            )
             if cfg.serving.online_store == "redis"
             else None
         )

@@ -45,8 +45,9 @@ def validate_mood(mood: str) -> str:
 
 
 def user_view(history: RedisHistory, store: FeatureStore, user_id: int, metrics: Metrics) -> FeatureStore:
-    """The store with this user's history read from Redis; on a Redis failure, the local
-    history (offline log + events this process received), counted in the metrics."""
+    """The store with this user's history read from Redis. On a Redis failure (counted in the
+    metrics): the local history (offline log + events this process received) when the process
+    keeps one (``serving.redis_local_fallback``), else 503."""
     user_idx = int(store.user_index([user_id])[0])
     if user_idx < 0:
         return store  # cold start needs no history
@@ -54,6 +55,8 @@ def user_view(history: RedisHistory, store: FeatureStore, user_id: int, metrics:
         return history.view(user_idx)
     except RedisError:
         metrics.online_store_errors.inc()
+        if not history.local_fallback:  # no local copy: serving would ignore the user's likes
+            raise HTTPException(503, "online store unavailable; retry shortly") from None
         return store
 
 
@@ -70,6 +73,7 @@ def to_epoch_seconds(when: datetime) -> int:
     responses={
         404: {"model": Message, "description": "Unknown user"},
         422: {"description": "Invalid id, time, limit or topic"},
+        503: {"model": Message, "description": "Redis online store unavailable (without a local copy)"},
     },
     summary="Top posts for a user at a time, from the user's experiment arm",
 )
