@@ -85,6 +85,9 @@ def run_pipeline(
             ),
         )
         report.models[arm.name] = manifest["model_version"]
+        step(
+            f"compile {arm.name}", lambda arm=arm, kind=manifest["kind"]: compile_for_serving(arm.model, kind)
+        )
     models = {
         arm.name: load_ranker(arm.model, store.manifest["feature_set_version"])
         for arm in settings.experiment.arms
@@ -121,6 +124,17 @@ def run_pipeline(
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(json.dumps(report.__dict__, indent=1))
     return report
+
+
+def compile_for_serving(model_dir: Path, kind: str) -> None:
+    """Build the compiled forest the gateway will serve with (as `recsys train` does)."""
+    from gateway.rankers.compiled import CompileUnavailable, load_compiled
+    from gateway.rankers.registry import MODEL_FILES
+
+    try:
+        load_compiled(Path(model_dir) / MODEL_FILES[kind], compile_if_missing=True)
+    except CompileUnavailable as exc:
+        stderr.print(f"warning: {model_dir} will be served by its library ({exc})")
 
 
 def run_gateway_journey(
