@@ -121,3 +121,18 @@ def test_compiled_inference_can_be_switched_off(tiny_models, tiny_store, tmp_pat
     assert snapshot.rankers["test"].inference == "native (catboost)"
     probe = tiny_store.compute(*_requests(tiny_store, 1))
     assert attach_compiled(snapshot.rankers["control"], probe, compile_if_missing=False)
+
+
+def test_serving_settings_reach_the_snapshot(tiny_models, tiny_store, tmp_path, monkeypatch):
+    monkeypatch.setenv("RECSYS_SERVING__MOOD_WEIGHT", "0.2")  # was ignored before: always 0.5
+    monkeypatch.setenv("RECSYS_SERVING__PREDICT_THREADS", "1")
+    config = write_config(
+        tmp_path / "config.yaml",
+        db="sqlite://",
+        features_dir=tmp_path,
+        models=tiny_models,
+        spill_dir=tmp_path,
+    )
+    snapshot = build_snapshot(config, tiny_store)
+    assert snapshot.mood_weight == 0.2
+    assert all(ranker.threads == 1 for ranker in snapshot.rankers.values())
