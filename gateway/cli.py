@@ -249,15 +249,13 @@ def _compile(model_dir: Path) -> None:
     import numpy as np
 
     from gateway.rankers.compiled import CompileUnavailable, load_compiled, max_difference
-    from gateway.rankers.registry import MODEL_FILES, load_ranker
+    from gateway.rankers.registry import load_ranker
 
     ranker = load_ranker(model_dir)
     started = time.perf_counter()
     with console.status(f"compiling {model_dir} to native code…"):
         try:
-            forest = load_compiled(
-                Path(model_dir) / MODEL_FILES[ranker.manifest["kind"]], compile_if_missing=True
-            )
+            forest = load_compiled(ranker.model_file, compile_if_missing=True)
         except CompileUnavailable as exc:
             raise UserError(
                 f"{model_dir}: cannot be compiled ({exc}); it will be served by {ranker.library}"
@@ -276,7 +274,7 @@ def _compile(model_dir: Path) -> None:
 def compile_command(
     model_dirs: Annotated[
         list[Path] | None,
-        typer.Argument(help="LightGBM model folders (else every LightGBM arm in config.yaml)."),
+        typer.Argument(help="Model folders (else every arm in config.yaml)."),
     ] = None,
     config: ConfigOption = None,
 ) -> None:

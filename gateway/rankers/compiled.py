@@ -26,7 +26,7 @@ MAX_ABS_DIFFERENCE = 1e-9
 
 
 class CompileUnavailable(RuntimeError):
-    """lleaves/llvmlite cannot be used here (not installed or incompatible)."""
+    """The model or this machine cannot use a compiled forest (toolchain missing or incompatible)."""
 
 
 def _toolchain() -> tuple:
@@ -41,22 +41,24 @@ def _toolchain() -> tuple:
     return lleaves, llvmlite.__version__, llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
 
 
+def _is_catboost(model_file: Path) -> bool:
+    return Path(model_file).suffix == ".cbm"
+
+
 def cache_path(model_file: Path) -> Path:
     """Where the compiled file for this model, this CPU and this toolchain lives."""
+    model_file = Path(model_file)
     key = hashlib.sha256()
-    key.update(Path(model_file).read_bytes())
-    if Path(model_file).suffix == ".cbm":
-        from gateway.rankers.oblivious import ObliviousUnsupported, toolchain_id
+    key.update(model_file.read_bytes())
+    if _is_catboost(model_file):
+        from gateway.rankers.oblivious import toolchain_id
 
-        try:
-            key.update(toolchain_id().encode())
-        except ObliviousUnsupported as exc:
-            raise CompileUnavailable(str(exc)) from None
-        return Path(model_file).parent / COMPILED_DIR / f"{Path(model_file).stem}-{key.hexdigest()[:16]}.so"
+        key.update(toolchain_id().encode())
+        return model_file.parent / COMPILED_DIR / f"{model_file.stem}-{key.hexdigest()[:16]}.so"
     lleaves, llvmlite_version, cpu, features = _toolchain()
     for part in (getattr(lleaves, "__version__", "?"), llvmlite_version, cpu, features):
         key.update(str(part).encode())
-    return Path(model_file).parent / COMPILED_DIR / f"{Path(model_file).stem}-{cpu}-{key.hexdigest()[:16]}.o"
+    return model_file.parent / COMPILED_DIR / f"{model_file.stem}-{cpu}-{key.hexdigest()[:16]}.o"
 
 
 class CompiledForest:
@@ -72,42 +74,38 @@ class CompiledForest:
 
 def load_compiled(model_file: Path, *, compile_if_missing: bool):
     """The cached compiled forest; compiled now (slow) if missing and allowed, else None."""
-    if Path(model_file).suffix == ".cbm":
-        return _load_oblivious(Path(model_file), compile_if_missing)
-    lleaves = _toolchain()[0]
+    model_file = Path(model_file)
     path = cache_path(model_file)
     if not path.exists():
         if not compile_if_missing:
             return None
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        model = lleaves.Model(model_file=str(model_file))
-        model.compile(cache=str(tmp))
+        _build(model_file, tmp)
         tmp.replace(path)  # atomic: a concurrent loader sees the whole file or none
-        for stale in path.parent.glob(f"{Path(model_file).stem}-*.o"):
+        for stale in path.parent.glob(f"{model_file.stem}-*{path.suffix}"):
             if stale != path:
                 stale.unlink(missing_ok=True)
-        return CompiledForest(model, path)
-    model = lleaves.Model(model_file=str(model_file))
-    model.compile(cache=str(path))
+    return _open(model_file, path)
+
+
+def _build(model_file: Path, out: Path) -> None:
+    if _is_catboost(model_file):
+        from gateway.rankers.oblivious import build_library
+
+        build_library(model_file, out)
+    else:
+        _toolchain()[0].Model(model_file=str(model_file)).compile(cache=str(out))
+
+
+def _open(model_file: Path, path: Path):
+    if _is_catboost(model_file):
+        from gateway.rankers.oblivious import ObliviousForest
+
+        return ObliviousForest(path)
+    model = _toolchain()[0].Model(model_file=str(model_file))
+    model.compile(cache=str(path))  # the cache exists: this loads it
     return CompiledForest(model, path)
-
-
-def _load_oblivious(model_file: Path, compile_if_missing: bool):
-    from gateway.rankers.oblivious import ObliviousForest, ObliviousUnsupported, build_library, scale_and_bias
-
-    path = cache_path(model_file)
-    try:
-        if not path.exists():
-            if not compile_if_missing:
-                return None
-            build_library(model_file, path)
-            for stale in path.parent.glob(f"{model_file.stem}-*.so"):
-                if stale != path:
-                    stale.unlink(missing_ok=True)
-        return ObliviousForest(path, *scale_and_bias(model_file))
-    except ObliviousUnsupported as exc:
-        raise CompileUnavailable(str(exc)) from None
 
 
 def max_difference(a: np.ndarray, b: np.ndarray) -> float:

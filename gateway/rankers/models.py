@@ -7,11 +7,14 @@ a probe batch, so a ranker's scores never change by more than 1e-9 when it is co
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from gateway.features.online import FeatureStore, feature_columns, feature_matrix
 from gateway.rankers.compiled import MAX_ABS_DIFFERENCE, max_difference
+from gateway.rankers.registry import MODEL_FILES
 
 
 def catboost_frame(features: dict[str, np.ndarray], names: list[str], categorical: list[str]) -> pd.DataFrame:
@@ -30,6 +33,10 @@ class TreeRanker:
         self.features = list(manifest["features"])
         self.threads = threads  # 0: all cores (batch jobs); serving uses 1 per request
         self.compiled = None
+
+    @property
+    def model_file(self) -> Path:
+        return Path(self.manifest["_path"]) / MODEL_FILES[self.manifest["kind"]]
 
     @property
     def inference(self) -> str:

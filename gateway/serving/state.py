@@ -17,7 +17,7 @@ from gateway.assignment import Experiment
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.features.online import FeatureStore
 from gateway.rankers.compiled import load_compiled
-from gateway.rankers.registry import MODEL_FILES, ModelError, load_ranker
+from gateway.rankers.registry import ModelError, load_ranker
 
 log = logging.getLogger("gateway.serving")
 
@@ -121,17 +121,20 @@ def attach_compiled(ranker, probe: dict, *, compile_if_missing: bool) -> bool:
     """Give a ranker its compiled forest (cached, or compiled now if allowed).
 
     False when there is none yet; a toolchain problem or a forest that scores differently
-    leaves the ranker on LightGBM's predictor, logged, never failing the load."""
-    model_file = Path(ranker.manifest["_path"]) / MODEL_FILES[ranker.manifest["kind"]]
+    leaves the ranker on its library's predictor, logged, never failing the load."""
     started = time.perf_counter()
     try:
-        forest = load_compiled(model_file, compile_if_missing=compile_if_missing)
+        forest = load_compiled(ranker.model_file, compile_if_missing=compile_if_missing)
         if forest is None:
             return False
         diff = ranker.attach_compiled(forest, probe)
     except Exception as exc:  # noqa: BLE001 - any failure keeps the native predictor
         log.warning(
-            "arm %s: serving with LightGBM's predictor (%s: %s)", ranker.name, type(exc).__name__, exc
+            "arm %s: serving with %s's predictor (%s: %s)",
+            ranker.name,
+            ranker.library,
+            type(exc).__name__,
+            exc,
         )
         return True
     log.info(
