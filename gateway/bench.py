@@ -25,6 +25,18 @@ class BenchError(RuntimeError):
     pass
 
 
+def latency_stats(values_ms: list[float]) -> dict:
+    """Count, p50/p95/p99 and mean of latencies in milliseconds (non-empty)."""
+    a = np.asarray(values_ms)
+    return {
+        "count": len(a),
+        "p50_ms": round(float(np.percentile(a, 50)), 2),
+        "p95_ms": round(float(np.percentile(a, 95)), 2),
+        "p99_ms": round(float(np.percentile(a, 99)), 2),
+        "mean_ms": round(float(a.mean()), 2),
+    }
+
+
 @dataclass
 class BenchResult:
     requests: int
@@ -38,15 +50,7 @@ class BenchResult:
         def stats(values: list[float]) -> dict:
             if not values:
                 return {"count": 0}
-            a = np.asarray(values)
-            return {
-                "count": len(a),
-                "p50_ms": round(float(np.percentile(a, 50)), 2),
-                "p95_ms": round(float(np.percentile(a, 95)), 2),
-                "p99_ms": round(float(np.percentile(a, 99)), 2),
-                "mean_ms": round(float(a.mean()), 2),
-                "throughput_rps": round(len(a) / self.seconds, 1),
-            }
+            return {**latency_stats(values), "throughput_rps": round(len(values) / self.seconds, 1)}
 
         everything = [v for values in self.latencies_ms.values() for v in values]
         return {

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import httpx
 import numpy as np
 
+from gateway.bench import latency_stats
+
 RSS_METRIC = "process_resident_memory_bytes"
 PID_METRIC = "recsys_worker_pid"
 
@@ -153,17 +155,11 @@ def run_soak(
             reading = read_rss_mb(client, url)
             if reading is not None:
                 result.rss_mb.append((result.seconds, *reading))
-    for minute, values in enumerate(latencies):
-        if values:
-            a = np.asarray(values)
-            result.minutes.append(
-                {
-                    "minute": minute + 1,
-                    "requests": len(a),
-                    "p50_ms": round(float(np.percentile(a, 50)), 2),
-                    "p99_ms": round(float(np.percentile(a, 99)), 2),
-                }
-            )
+    result.minutes = [
+        {"minute": minute + 1, "requests": len(values), **latency_stats(values)}
+        for minute, values in enumerate(latencies)
+        if values
+    ]
     return result
 
 
