@@ -101,9 +101,10 @@ def tiny_models(tiny_store, tmp_path_factory) -> Path:
 
 
 def write_config(
-    path: Path, *, db: str, features_dir: Path, models: Path, spill_dir: Path, **experiment
+    path: Path, *, db: str, features_dir: Path, models: Path, spill_dir: Path | None = None, **experiment
 ) -> Path:
-    """A config.yaml for tests; ``experiment`` keys override the experiment section."""
+    """A config.yaml for tests; ``experiment`` keys override the experiment section; the
+    spill and journal go to ``spill/`` beside the file unless ``spill_dir`` says otherwise."""
     import yaml
 
     exp = {
@@ -124,7 +125,7 @@ def write_config(
         "paths": {
             "features_dir": str(features_dir),
             "reports_dir": str(path.parent / "reports"),
-            "spill_dir": str(spill_dir),
+            "spill_dir": str(spill_dir or path.parent / "spill"),
         },
         "experiment": exp,
     }
@@ -199,7 +200,6 @@ def simulated(tiny_db, tiny_store_dir, tiny_models, tmp_path_factory):
         db=db,
         features_dir=tiny_store_dir.parent,
         models=tiny_models,
-        spill_dir=root / "spill",
     )
     engine = connect(db)
     feed_before = read_frame(engine, "SELECT COUNT(*) AS n FROM feed_data")["n"][0]

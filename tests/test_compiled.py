@@ -23,6 +23,11 @@ def _requests(store, n: int = 40):
     return users, seconds
 
 
+def _config(tmp_path, models):
+    """A config whose arms are ``models`` (the store and the database are not read)."""
+    return write_config(tmp_path / "config.yaml", db="sqlite://", features_dir=tmp_path, models=models)
+
+
 def test_compiled_forest_scores_like_lightgbm_on_the_whole_catalogue(tiny_models, tiny_store):
     ranker = load_ranker(tiny_models / "control")
     forest = load_compiled(tiny_models / "control" / "model.txt", compile_if_missing=True)
@@ -86,13 +91,7 @@ def test_the_gateway_compiles_missing_forests_in_the_background(tiny_models, tin
     shutil.copytree(tiny_models, models)
     shutil.rmtree(models / "control" / "compiled", ignore_errors=True)
     shutil.rmtree(models / "test" / "compiled", ignore_errors=True)
-    config = write_config(
-        tmp_path / "config.yaml",
-        db="sqlite://",
-        features_dir=tmp_path,
-        models=models,
-        spill_dir=tmp_path / "spill",
-    )
+    config = _config(tmp_path, models)
     snapshot = build_snapshot(config, tiny_store)
     control = snapshot.rankers["control"]
     assert control.inference == "native (lightgbm)" and len(snapshot.pending_compile) == 2
@@ -109,13 +108,7 @@ def test_the_gateway_compiles_missing_forests_in_the_background(tiny_models, tin
 
 def test_compiled_inference_can_be_switched_off(tiny_models, tiny_store, tmp_path, monkeypatch):
     monkeypatch.setenv("RECSYS_SERVING__COMPILED_INFERENCE", "false")
-    config = write_config(
-        tmp_path / "config.yaml",
-        db="sqlite://",
-        features_dir=tmp_path,
-        models=tiny_models,
-        spill_dir=tmp_path,
-    )
+    config = _config(tmp_path, tiny_models)
     snapshot = build_snapshot(config, tiny_store)
     assert snapshot.rankers["control"].inference == "native (lightgbm)" and not snapshot.pending_compile
     assert snapshot.rankers["test"].inference == "native (catboost)"
@@ -126,13 +119,7 @@ def test_compiled_inference_can_be_switched_off(tiny_models, tiny_store, tmp_pat
 def test_serving_settings_reach_the_snapshot(tiny_models, tiny_store, tmp_path, monkeypatch):
     monkeypatch.setenv("RECSYS_SERVING__MOOD_WEIGHT", "0.2")  # was ignored before: always 0.5
     monkeypatch.setenv("RECSYS_SERVING__PREDICT_THREADS", "1")
-    config = write_config(
-        tmp_path / "config.yaml",
-        db="sqlite://",
-        features_dir=tmp_path,
-        models=tiny_models,
-        spill_dir=tmp_path,
-    )
+    config = _config(tmp_path, tiny_models)
     snapshot = build_snapshot(config, tiny_store)
     assert snapshot.mood_weight == 0.2
     assert all(ranker.threads == 1 for ranker in snapshot.rankers.values())

@@ -27,7 +27,6 @@ def test_no_acknowledged_exposure_is_lost(
         db=db,
         features_dir=tiny_store_dir.parent,
         models=tiny_models,
-        spill_dir=tmp_path / "spill",
     )
     server = LiveServer(config, {})
     acked: set[str] = set()

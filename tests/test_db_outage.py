@@ -96,7 +96,6 @@ def test_outage_spills_then_replays_exactly_once(cluster, tiny_store_dir, tiny_m
         db=cluster.url,
         features_dir=tiny_store_dir.parent,
         models=tiny_models,
-        spill_dir=tmp_path / "spill",
     )
     server = LiveServer(config, {})
     served: set[str] = set()

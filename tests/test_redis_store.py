@@ -81,7 +81,6 @@ def test_two_gateway_replicas_share_online_events(history, tiny_db, tiny_store_d
         db=tiny_db,
         features_dir=tiny_store_dir.parent,
         models=tiny_models,
-        spill_dir=tmp_path / "spill",
     )
     env = {
         "RECSYS_SERVING__ONLINE_STORE": "redis",

@@ -22,7 +22,6 @@ def served(tiny_db, tiny_store_dir, tiny_models, tmp_path_factory):
         db=tiny_db,
         features_dir=tiny_store_dir.parent,
         models=tiny_models,
-        spill_dir=root / "spill",
     )
     sink = MemoryExposureSink()
     app = create_app(config_path=config, exposure_sink=sink)
