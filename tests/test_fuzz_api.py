@@ -21,7 +21,6 @@ def test_openapi_schema_holds_under_fuzzing(tiny_db, tiny_store_dir, tiny_models
         db=tiny_db,
         features_dir=tiny_store_dir.parent,
         models=tiny_models,
-        spill_dir=tmp_path / "spill",
     )
     server = LiveServer(config, {"RECSYS_ADMIN_TOKEN": TOKEN})
     try:
@@ -29,6 +28,8 @@ def test_openapi_schema_holds_under_fuzzing(tiny_db, tiny_store_dir, tiny_models
         result = subprocess.run(
             [
                 str(cli),
+                "--config-file",
+                str(Path(__file__).with_name("schemathesis.toml")),
                 "run",
                 f"{server.url}/openapi.json",
                 "--checks",
