@@ -37,14 +37,14 @@ def run_pipeline(
     sim_requests: int = 3000,
     sim_users: int = 1000,
 ) -> PipelineReport:
-    from gateway.evaluation import evaluate
-    from gateway.features.offline import build_feature_store
-    from gateway.features.online import FeatureStore
-    from gateway.rankers.registry import load_ranker
+    from gateway.features.build import build_feature_store
+    from gateway.features.store import FeatureStore
+    from gateway.judging.evaluation import evaluate
+    from gateway.judging.oracle import OracleRanker
+    from gateway.rankers.model_dir import load_ranker
     from gateway.training import train_arm
     from gateway.world.generate import synthesize, world_exists
     from gateway.world.load import load_truth
-    from gateway.world.oracle import OracleRanker
     from gateway.world.params import SCALES
 
     engine = connect(db_url, create=True)
@@ -129,7 +129,7 @@ def run_pipeline(
 def compile_for_serving(model_dir: Path, kind: str) -> None:
     """Build the compiled forest the gateway will serve with (as `recsys train` does)."""
     from gateway.rankers.compiled import CompileUnavailable, load_compiled
-    from gateway.rankers.registry import MODEL_FILES
+    from gateway.rankers.model_dir import MODEL_FILES
 
     try:
         load_compiled(Path(model_dir) / MODEL_FILES[kind], compile_if_missing=True)
@@ -162,10 +162,10 @@ def run_gateway_journey(
 
     from gateway.analysis.notebook import execute_notebook
     from gateway.analysis.report import analyze
-    from gateway.bench import run_bench
     from gateway.exposure import exposure_metadata, exposures
+    from gateway.judging.simulation import default_start, simulate
+    from gateway.loadtest.bench import run_bench
     from gateway.serving.main import create_app
-    from gateway.simulation import default_start, simulate
     from gateway.world.load import load_truth
 
     token = os.environ.setdefault("RECSYS_ADMIN_TOKEN", secrets.token_hex(16))

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from gateway.features.definitions import CATEGORICAL, FEATURE_SET_VERSION
-from gateway.features.online import FeatureStore, feature_matrix
-from gateway.metrics import roc_auc, session_hitrate
+from gateway.features.store import FeatureStore, feature_matrix
 from gateway.progress import stderr
-from gateway.rankers.registry import MANIFEST, MODEL_FILES, file_sha256
+from gateway.rankers.model_dir import MANIFEST, MODEL_FILES, file_sha256
+from gateway.ranking import roc_auc, session_hitrate
 
 # Control is the classic model of the source course: demographics, post popularity, time,
 # topic-level history and one simple text similarity.

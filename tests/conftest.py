@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from gateway.features.offline import build_feature_store
-from gateway.features.online import FeatureStore
+from gateway.features.build import build_feature_store
+from gateway.features.store import FeatureStore
 from gateway.storage import connect
 from gateway.world.generate import synthesize
 from gateway.world.params import SCALES
@@ -188,7 +188,7 @@ def simulated(tiny_db, tiny_store_dir, tiny_models, tmp_path_factory):
     """A copy of the tiny world after 600 requests through the real gateway (3 clients)."""
     import shutil
 
-    from gateway.simulation import default_start, simulate
+    from gateway.judging.simulation import default_start, simulate
     from gateway.storage import read_frame
     from gateway.world.load import load_truth
 

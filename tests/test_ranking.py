@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from gateway.metrics import expected_hit, mean_ci95, roc_auc, session_hitrate, top_k
+from gateway.ranking import expected_hit, mean_ci95, roc_auc, session_hitrate, top_k
 
 
 def test_roc_auc_matches_sklearn_with_ties():
@@ -43,7 +43,7 @@ def test_session_hitrate_by_hand():
 
 
 def test_top_k_expected_hit_uses_true_p_of_the_chosen_posts():
-    from gateway.metrics import top_k_expected_hit
+    from gateway.ranking import top_k_expected_hit
 
     scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.8, 0.4]])
     truth = np.array([[0.5, 0.9, 0.0], [0.1, 0.2, 0.3]])

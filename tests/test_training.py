@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from gateway.evaluation import evaluate
-from gateway.rankers.registry import ModelError, load_ranker
+from gateway.judging.evaluation import evaluate
+from gateway.judging.oracle import OracleRanker
+from gateway.rankers.model_dir import ModelError, load_ranker
 from gateway.storage import connect
 from gateway.world.load import load_truth
-from gateway.world.oracle import OracleRanker
 from tests.conftest import train_tiny
 
 MANIFEST_KEYS = {

@@ -69,10 +69,10 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         UnknownIdError,
     ]
     from gateway.analysis.report import AnalysisError
-    from gateway.bench import BenchError
-    from gateway.features.offline import FeatureStoreError
-    from gateway.rankers.registry import ModelError
-    from gateway.simulation import SimulationError
+    from gateway.features.build import FeatureStoreError
+    from gateway.judging.simulation import SimulationError
+    from gateway.loadtest.bench import BenchError
+    from gateway.rankers.model_dir import ModelError
 
     return (*errors, FeatureStoreError, ModelError, BenchError, AnalysisError, SimulationError)
 
@@ -180,8 +180,8 @@ def _settings(config: Path | None):
 
 
 def _store(features_dir: Path | None, config: Path | None):
-    from gateway.features.offline import current_store_dir
-    from gateway.features.online import FeatureStore
+    from gateway.features.build import current_store_dir
+    from gateway.features.store import FeatureStore
 
     settings = _settings(config)
     return FeatureStore.load(current_store_dir(features_dir or settings.paths.features_dir))
@@ -199,7 +199,7 @@ def features_build(
     db: DbOption = None, features_dir: FeaturesDirOption = None, config: ConfigOption = None
 ) -> None:
     """Build the versioned feature-store artifacts from the three source tables."""
-    from gateway.features.offline import build_feature_store
+    from gateway.features.build import build_feature_store
 
     settings = _settings(config)
     engine = _engine(db, config)
@@ -249,7 +249,7 @@ def _compile(model_dir: Path) -> None:
     import numpy as np
 
     from gateway.rankers.compiled import CompileUnavailable, load_compiled, max_difference
-    from gateway.rankers.registry import load_ranker
+    from gateway.rankers.model_dir import load_ranker
 
     ranker = load_ranker(model_dir)
     started = time.perf_counter()
@@ -325,7 +325,7 @@ def online_push(
     import numpy as np
     from rich.progress import Progress
 
-    from gateway.features.redis_store import OnlineStoreError, RedisHistory
+    from gateway.features.redis_history import OnlineStoreError, RedisHistory
     from gateway.progress import stderr
 
     settings = _settings(config)
@@ -364,10 +364,10 @@ def evaluate_command(
     config: ConfigOption = None,
 ) -> None:
     """Expected Hitrate@5 under the truth: control, test, random, popularity, oracle."""
-    from gateway.evaluation import evaluate
-    from gateway.rankers.registry import load_ranker
+    from gateway.judging.evaluation import evaluate
+    from gateway.judging.oracle import OracleRanker
+    from gateway.rankers.model_dir import load_ranker
     from gateway.world.load import load_truth
-    from gateway.world.oracle import OracleRanker
 
     settings = _settings(config)
     store = _store(features_dir, config)
@@ -426,15 +426,15 @@ def serve(
 
     import uvicorn
 
-    from gateway.features.offline import current_store_dir
-    from gateway.rankers.registry import read_manifest
+    from gateway.features.build import current_store_dir
+    from gateway.rankers.model_dir import read_manifest
 
     settings = _settings(config)
     store_dir = current_store_dir(settings.paths.features_dir)  # fail early, with a message, if missing
     for arm in settings.experiment.arms:
         read_manifest(arm.model)
     if settings.serving.online_store == "redis":
-        from gateway.features.redis_store import OnlineStoreError, open_client
+        from gateway.features.redis_history import OnlineStoreError, open_client
 
         version = json.loads((store_dir / "manifest.json").read_text())["version"]
         try:
@@ -494,7 +494,7 @@ def bench(
     config: ConfigOption = None,
 ) -> None:
     """Load-test a running gateway: p50/p95/p99 latency and throughput, overall and per arm."""
-    from gateway.bench import naive_service, run_bench, speedup
+    from gateway.loadtest.bench import naive_service, run_bench, speedup
 
     if compare_mood and compare_naive:
         raise UserError("use --compare-mood or --compare-naive, not both")
@@ -580,8 +580,8 @@ def soak_command(
     import httpx
     from rich.progress import Progress
 
+    from gateway.loadtest.soak import RSS_METRIC, read_rss_mb, run_soak
     from gateway.progress import stderr
-    from gateway.soak import RSS_METRIC, read_rss_mb, run_soak
 
     store = _store(features_dir, config)
     with httpx.Client() as client:
@@ -642,7 +642,7 @@ def simulate_command(
 
     import pandas as pd
 
-    from gateway.simulation import default_start, simulate
+    from gateway.judging.simulation import default_start, simulate
     from gateway.world.load import load_truth
 
     token = os.environ.get("RECSYS_ADMIN_TOKEN")
@@ -799,10 +799,10 @@ def analyze_validate(
     config: ConfigOption = None,
 ) -> None:
     """Repeated A/A (false-positive rate) and A/B with a known effect (interval coverage), in process."""
-    from gateway.analysis.validation import validate
+    from gateway.judging.oracle import OracleRanker
+    from gateway.judging.validation import validate
     from gateway.training import time_split
     from gateway.world.load import load_truth
-    from gateway.world.oracle import OracleRanker
 
     settings = _settings(config)
     store = _store(features_dir, config)
@@ -844,7 +844,7 @@ def demo(
     config: ConfigOption = None,
 ) -> None:
     """The main job end to end: world → features → train both arms → evaluate (embedded DB by default)."""
-    from gateway.pipeline import run_pipeline
+    from gateway.demo import run_pipeline
     from gateway.world.params import SCALES
 
     if scale not in SCALES:

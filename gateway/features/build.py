@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, text
 
-from gateway.columns import Tables
 from gateway.features.definitions import FEATURE_NAMES, FEATURE_SET_VERSION, N_CLUSTERS, SVD_DIMS
 from gateway.features.text import fit_text_space
 from gateway.progress import track
 from gateway.storage import iter_query, read_frame, table_exists
+from gateway.tables import Tables
 
 
 class FeatureStoreError(RuntimeError):

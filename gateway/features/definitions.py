@@ -1,6 +1,6 @@
 """Every feature, declared once: name, the entity it describes, and whether it is categorical.
 
-The values are computed by ``FeatureStore.compute`` (online.py) for any set of
+The values are computed by ``FeatureStore.compute`` (store.py) for any set of
 (request, post) pairs; training, evaluation and serving all call that one function.
 """
 

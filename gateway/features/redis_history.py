@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gateway.features.online import EventIndex, FeatureStore
+from gateway.features.store import EventIndex, FeatureStore
 
 RECORD = np.dtype([("post", "<i4"), ("seconds", "<i8"), ("like", "u1")])
 PUSH_BATCH_USERS = 2000

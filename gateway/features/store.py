@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gateway.features.build import FeatureStoreError
 from gateway.features.definitions import FEATURE_NAMES, POST_PRIOR_VIEWS, TOPIC_PRIOR_LIKES, USER_PRIOR_VIEWS
-from gateway.features.offline import FeatureStoreError
 
 _T0 = int(pd.Timestamp("2020-01-01").timestamp())  # keys hold seconds since 2020 in 32 bits
 _SHIFT = np.int64(32)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.features.online import FeatureStore
-from gateway.metrics import mean_ci95, roc_auc, top_k_expected_hit
+from gateway.features.store import FeatureStore
+from gateway.judging.oracle import OracleRanker
 from gateway.progress import track
-from gateway.rankers.base import PopularityRanker, RandomRanker, Ranker
+from gateway.rankers.baselines import PopularityRanker, RandomRanker, Ranker
+from gateway.ranking import mean_ci95, roc_auc, top_k_expected_hit
 from gateway.training import features_for_views, logged_views, time_split
-from gateway.world.oracle import OracleRanker
 
 K = 5
 CHUNK = 50

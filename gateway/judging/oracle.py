@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.features.online import FeatureStore
+from gateway.features.store import FeatureStore
 from gateway.world.truth import Truth
 
 

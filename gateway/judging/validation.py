@@ -18,12 +18,12 @@ import numpy as np
 
 from gateway.analysis.statistics import RatioStatistic, two_sided_ttest
 from gateway.assignment import md5_bucket
-from gateway.evaluation import K
-from gateway.features.online import FeatureStore
-from gateway.metrics import top_k_expected_hit
+from gateway.features.store import FeatureStore
+from gateway.judging.evaluation import K
+from gateway.judging.oracle import OracleRanker
 from gateway.progress import track
-from gateway.rankers.base import PopularityRanker, Ranker
-from gateway.world.oracle import OracleRanker
+from gateway.rankers.baselines import PopularityRanker, Ranker
+from gateway.ranking import top_k_expected_hit
 
 
 @dataclass

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import httpx
 import numpy as np
 
-from gateway.bench import latency_stats
+from gateway.loadtest.bench import latency_stats
 
 RSS_METRIC = "process_resident_memory_bytes"
 PID_METRIC = "recsys_worker_pid"

@@ -6,7 +6,7 @@ from typing import Protocol
 
 import numpy as np
 
-from gateway.features.online import FeatureStore
+from gateway.features.store import FeatureStore
 
 
 class Ranker(Protocol):

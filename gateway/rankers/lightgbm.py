@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gateway.features.online import FeatureStore, feature_columns, feature_matrix
+from gateway.features.store import FeatureStore, feature_columns, feature_matrix
 from gateway.rankers.compiled import MAX_ABS_DIFFERENCE, max_difference
-from gateway.rankers.registry import MODEL_FILES
+from gateway.rankers.model_dir import MODEL_FILES
 
 
 def catboost_frame(features: dict[str, np.ndarray], names: list[str], categorical: list[str]) -> pd.DataFrame:

@@ -88,7 +88,7 @@ def load_ranker(model_dir: Path, feature_set_version: str | None = None, *, thre
     """Load and validate a model folder; raise ModelError with a readable reason.
 
     ``threads`` per prediction: 0 uses all cores (batch jobs); the gateway uses 1 per request."""
-    from gateway.rankers.models import CatBoostRanker, LightGBMRanker
+    from gateway.rankers.lightgbm import CatBoostRanker, LightGBMRanker
 
     manifest = read_manifest(model_dir)
     manifest["_path"] = str(model_dir)

@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request
 
 from gateway.exposure import ExposureWriter
-from gateway.features.online import FeatureStore
-from gateway.serving.metrics import Metrics
+from gateway.features.store import FeatureStore
+from gateway.serving.prometheus import Metrics
 from gateway.serving.state import Catalogue, ServingState
 
 ADMIN_TOKEN_ENV = "RECSYS_ADMIN_TOKEN"

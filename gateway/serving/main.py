@@ -21,12 +21,12 @@ from fastapi.responses import JSONResponse
 
 from gateway.config import Settings, load_settings
 from gateway.exposure import Exposure, ExposureSink, ExposureWriter, SqlExposureSink
-from gateway.features.offline import current_store_dir
-from gateway.features.online import FeatureStore
-from gateway.features.redis_store import RedisHistory
+from gateway.features.build import current_store_dir
+from gateway.features.redis_history import RedisHistory
+from gateway.features.store import FeatureStore
 from gateway.features.text import MoodEncoder
 from gateway.serving.limits import BodySizeLimit
-from gateway.serving.metrics import Metrics
+from gateway.serving.prometheus import Metrics
 from gateway.serving.routes import catalogue, events, ops, recommendations
 from gateway.serving.state import Catalogue, ReloadError, ServingState, build_snapshot, compile_in_background
 from gateway.storage.engine import make_engine

@@ -18,9 +18,9 @@ from fastapi import FastAPI, HTTPException
 
 from gateway.assignment import assign
 from gateway.config import load_settings
-from gateway.features.offline import current_store_dir
-from gateway.features.online import FeatureStore
-from gateway.rankers.registry import load_ranker
+from gateway.features.build import current_store_dir
+from gateway.features.store import FeatureStore
+from gateway.rankers.model_dir import load_ranker
 from gateway.serving.routes.recommendations import to_epoch_seconds
 from gateway.serving.state import experiment_from
 

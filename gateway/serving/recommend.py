@@ -14,8 +14,8 @@ import numpy as np
 from scipy.special import logit
 
 from gateway.assignment import Assignment, assign
-from gateway.features.online import FeatureStore
-from gateway.metrics import top_k
+from gateway.features.store import FeatureStore
+from gateway.ranking import top_k
 from gateway.serving.state import Catalogue, Snapshot
 
 COLD_START_VERSION = "cold-start-popularity-1"

@@ -15,9 +15,9 @@ import pandas as pd
 
 from gateway.assignment import Experiment
 from gateway.config import ConfigError, Settings, load_settings
-from gateway.features.online import FeatureStore
+from gateway.features.store import FeatureStore
 from gateway.rankers.compiled import load_compiled
-from gateway.rankers.registry import ModelError, load_ranker
+from gateway.rankers.model_dir import ModelError, load_ranker
 
 log = logging.getLogger("gateway.serving")
 

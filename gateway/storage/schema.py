@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, Text
 
-from gateway.columns import Tables
+from gateway.tables import Tables
 from gateway.world.params import LATENT_DIM, TOPICS
 
 metadata = MetaData()

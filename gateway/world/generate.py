@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, text
 
-from gateway.columns import Tables
 from gateway.exposure import exposure_metadata, exposures
 from gateway.progress import track
 from gateway.storage import bulk_insert, table_exists
@@ -25,6 +24,7 @@ from gateway.storage.schema import (
     world_posts,
     world_users,
 )
+from gateway.tables import Tables
 from gateway.world import params as P
 from gateway.world.feed import calibrate, generate_feed_chunk, views_per_user
 from gateway.world.posts import generate_posts

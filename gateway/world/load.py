@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from gateway.columns import Tables
 from gateway.storage import read_frame, table_exists
+from gateway.tables import Tables
 from gateway.world.truth import Truth
 
 

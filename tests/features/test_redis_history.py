@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from gateway.features.redis_store import OnlineStoreError, RedisHistory
+from gateway.features.redis_history import OnlineStoreError, RedisHistory
 from tests.conftest import LiveServer, write_config
 
 REDIS_URL = os.environ.get("RECSYS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -108,8 +108,8 @@ def test_without_a_local_copy_a_redis_failure_is_a_503_not_a_feed_that_ignores_l
     import redis
     from fastapi import HTTPException
 
-    from gateway.features.online import FeatureStore
-    from gateway.serving.metrics import Metrics
+    from gateway.features.store import FeatureStore
+    from gateway.serving.prometheus import Metrics
     from gateway.serving.routes.recommendations import user_view
 
     store = FeatureStore.load(tiny_store_dir)  # private: the history is dropped below

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gateway.features.build import FeatureStoreError, current_store_dir
 from gateway.features.definitions import FEATURE_NAMES
-from gateway.features.offline import FeatureStoreError, current_store_dir
-from gateway.features.online import FeatureStore
+from gateway.features.store import FeatureStore
 from gateway.training import features_for_views, logged_views
 
 

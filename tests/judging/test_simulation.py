@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from gateway.analysis.report import analyze
-from gateway.simulation import plan_requests, react
+from gateway.judging.simulation import plan_requests, react
 from gateway.storage import read_frame
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.soak import SoakResult
+from gateway.loadtest.soak import SoakResult
 
 
 def _result(p99s, rss, errors=0) -> SoakResult:

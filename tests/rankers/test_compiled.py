@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from gateway.features.online import feature_matrix
+from gateway.features.store import feature_matrix
 from gateway.rankers.compiled import cache_path, load_compiled, max_difference
-from gateway.rankers.registry import load_ranker
+from gateway.rankers.model_dir import load_ranker
 from gateway.serving.state import attach_compiled, build_snapshot, compile_in_background
 from tests.conftest import train_tiny, write_config
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gateway.columns import FEED_COLUMNS, POST_COLUMNS, USER_COLUMNS
 from gateway.storage import connect, read_frame
+from gateway.tables import FEED_COLUMNS, POST_COLUMNS, USER_COLUMNS
 from gateway.world.generate import WorldExistsError, synthesize
 from gateway.world.load import load_truth
 from gateway.world.pairs import PairsFileError, like_probabilities, read_pairs
@@ -152,7 +152,7 @@ def test_malformed_pairs_files(tmp_path, content, message):
 
 
 def test_truth_is_not_imported_by_features_rankers_or_serving():
-    root = Path(__file__).resolve().parents[1] / "gateway"
+    root = Path(__file__).resolve().parents[2] / "gateway"
     guarded = [root / "features", root / "rankers", root / "serving", root / "training.py"]
     for place in guarded:
         files = [place] if place.suffix == ".py" else sorted(place.rglob("*.py"))

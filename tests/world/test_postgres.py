@@ -10,7 +10,7 @@ from gateway.world.generate import WorldExistsError, synthesize
 from gateway.world.pairs import like_probabilities
 from gateway.world.params import SCALES
 from tests.conftest import TINY_SEED
-from tests.test_world import table_digest
+from tests.world.test_generate import table_digest
 
 pytestmark = pytest.mark.postgres
 

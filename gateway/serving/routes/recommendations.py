@@ -13,10 +13,10 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from redis.exceptions import RedisError
 
 from gateway.exposure import Exposure
-from gateway.features.online import FeatureStore
-from gateway.features.redis_store import RedisHistory
+from gateway.features.redis_history import RedisHistory
+from gateway.features.store import FeatureStore
 from gateway.serving.deps import CatalogueDep, MetricsDep, StateDep, StoreDep, WriterDep
-from gateway.serving.metrics import Metrics
+from gateway.serving.prometheus import Metrics
 from gateway.serving.recommend import UnknownUserError, recommend
 from gateway.serving.schemas import Message, RecommendationResponse
 

@@ -1,0 +1,1 @@
+"""Load tests against a running gateway: closed-loop bench and open-loop soak."""
