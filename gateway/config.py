@@ -27,9 +27,14 @@ class PathSettings(BaseModel):
     spill_dir: Path = Path("data/spill")
 
 
-class WorldSettings(BaseModel):
-    scale: str = "small"
-    seed: int = 42
+class ModelSettings(BaseModel):
+    """How an arm's model is trained: its library, its named feature set and hyperparameters.
+
+    ``params`` override the library's defaults key by key (``gateway.rankers.<library>``)."""
+
+    library: str
+    feature_set: str
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class TrainingSettings(BaseModel):
@@ -37,6 +42,12 @@ class TrainingSettings(BaseModel):
     max_train_rows: int = Field(1_200_000, gt=1000)
     validation_days: int = Field(7, ge=1)
     evaluation_days: int = Field(7, ge=1)
+    models: dict[str, ModelSettings] = Field(
+        default_factory=lambda: {
+            "control": ModelSettings(library="lightgbm", feature_set="classic"),
+            "test": ModelSettings(library="catboost", feature_set="taste"),
+        }
+    )
 
 
 class ArmSettings(BaseModel):
@@ -89,7 +100,6 @@ class Settings(BaseSettings):
 
     database: DatabaseSettings = DatabaseSettings()
     paths: PathSettings = PathSettings()
-    world: WorldSettings = WorldSettings()
     training: TrainingSettings = TrainingSettings()
     experiment: ExperimentSettings = ExperimentSettings()
     serving: ServingSettings = ServingSettings()

@@ -22,11 +22,13 @@ from typing import Protocol
 
 from sqlalchemy import Boolean, Column, DateTime, Engine, Float, Integer, MetaData, String, Table, Text, text
 
+from gateway.tables import Tables
+
 log = logging.getLogger("gateway.exposure")
 
 exposure_metadata = MetaData()
 exposures = Table(
-    "exposures",
+    Tables.EXPOSURES,
     exposure_metadata,
     Column("request_id", String(64), primary_key=True),
     Column("served_at", DateTime, nullable=False),
@@ -95,7 +97,7 @@ class SqlExposureSink:
         names = ", ".join(_COLUMNS)
         values = ", ".join(f":{c}" for c in _COLUMNS)
         self._insert = text(
-            f"INSERT INTO exposures ({names}) VALUES ({values}) ON CONFLICT (request_id) DO NOTHING"
+            f"INSERT INTO {Tables.EXPOSURES} ({names}) VALUES ({values}) ON CONFLICT (request_id) DO NOTHING"
         )
         self._ready = False
 

@@ -1,9 +1,12 @@
-"""Offline ranking metrics: pure functions over arrays."""
+"""Ranking metrics: pure functions over arrays, and the two constants every judge shares."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.stats import rankdata
+
+K = 5  # Hitrate@K: a request is a hit when one of its first K posts is liked
+Z_95 = 1.959964  # two-sided 95 % normal quantile
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -25,7 +28,7 @@ def mean_ci95(values: np.ndarray) -> tuple[float, float, float]:
     """Mean and normal 95 % interval of the mean."""
     values = np.asarray(values, dtype=np.float64)
     mean = float(values.mean())
-    half = 1.959964 * float(values.std(ddof=1)) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+    half = Z_95 * float(values.std(ddof=1)) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
     return mean, mean - half, mean + half
 
 
@@ -59,7 +62,7 @@ def top_k_expected_hit(
     return best, expected_hit(p_top)
 
 
-def session_hitrate(groups: np.ndarray, scores: np.ndarray, targets: np.ndarray, k: int = 5) -> float:
+def session_hitrate(groups: np.ndarray, scores: np.ndarray, targets: np.ndarray, k: int = K) -> float:
     """Logged-data Hitrate@k: within each group (user-day) rank its viewed posts by score;
     a hit when any of the top k was liked. Groups with fewer than 2k views are skipped."""
     order = np.lexsort((-scores, groups))

@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, text
 
 from gateway.features.build import build_feature_store
 from gateway.features.store import FeatureStore
+from gateway.serving.server import ServerError, ServerProcess
 from gateway.storage import connect
 from gateway.world.generate import synthesize
 from gateway.world.params import SCALES
@@ -79,24 +80,33 @@ def pg_url():
 
 
 def train_tiny(arm: str, store, out: Path, seed: int = 1, max_rows: int = 40_000, rounds: int = 60):
-    """A quick model on the tiny world (tests only)."""
+    """A quick model on the tiny world (tests only), configured as by default."""
+    from gateway.config import TrainingSettings
     from gateway.training import train_arm
 
     return train_arm(
-        arm, store, out, seed=seed, max_rows=max_rows, validation_days=7, evaluation_days=7, max_rounds=rounds
+        arm,
+        store,
+        out,
+        model=TrainingSettings().models[arm],
+        seed=seed,
+        max_rows=max_rows,
+        validation_days=7,
+        evaluation_days=7,
+        max_rounds=rounds,
     )
 
 
 @pytest.fixture(scope="session")
 def tiny_models(tiny_store, tmp_path_factory) -> Path:
-    """Both arms trained quickly on the tiny world (60 boosting rounds)."""
-    from gateway.rankers.compiled import load_compiled
+    """Both arms trained quickly on the tiny world (60 boosting rounds) and compiled, as
+    `recsys train` does."""
+    from gateway.rankers.libraries import compile_model_dir
 
     root = tmp_path_factory.mktemp("models")
     for arm in ("control", "test"):
         train_tiny(arm, tiny_store, root / arm)
-    load_compiled(root / "control" / "model.txt", compile_if_missing=True)  # as `recsys train` does
-    load_compiled(root / "test" / "model.cbm", compile_if_missing=True)
+        compile_model_dir(root / arm)
     return root
 
 
@@ -133,51 +143,30 @@ def write_config(
     return path
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LiveServer:
-    """``recsys serve`` in a subprocess; ``stop()`` sends SIGTERM (graceful) and waits."""
+class LiveServer(ServerProcess):
+    """``recsys serve`` in a subprocess, ready once constructed; ``stop()`` sends SIGTERM
+    (graceful) and waits."""
 
     def __init__(self, config: Path, env: dict[str, str]) -> None:
         import subprocess
         import sys
-        import time
 
-        import httpx
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config), "--port", str(self.port)],
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"server exited: {self.proc.stdout.read()}")
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        self.stop()
-        pytest.fail("server did not become ready")
+        try:
+            super().__init__(
+                [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config)],
+                env={**os.environ, **env},
+                ready_path="/ready",
+                timeout=90,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        except ServerError as exc:
+            pytest.fail(f"{exc}: {self.proc.stdout.read()}")
 
     def stop(self) -> None:
-        import signal
-
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(60)
+            self.proc.terminate()
+            self.proc.wait(60)  # a stop that hangs fails the test
 
 
 SIM_TOKEN = "sim-token"

@@ -15,9 +15,10 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from gateway.analysis.statistics import RatioStatistic, SampleMeanStatistic, srm_check, two_sided_ttest
+from gateway.config import Settings
+from gateway.ranking import Z_95, K
 from gateway.storage import read_frame, table_exists
-
-K = 5
+from gateway.tables import Tables
 
 
 class AnalysisError(RuntimeError):
@@ -35,13 +36,13 @@ def parse_window(text: str) -> pd.Timedelta:
 
 
 def load_exposures(engine: Engine, experiment: str | None) -> pd.DataFrame:
-    if not table_exists(engine, "exposures"):
+    if not table_exists(engine, Tables.EXPOSURES):
         raise AnalysisError(
             "no exposures table: serve traffic through the gateway first (`recsys serve`, `recsys simulate`)"
         )
     sql = (
         "SELECT request_id, request_time, user_id, experiment, arm, in_experiment, model_version, post_ids, "
-        "topic, mood, cold_start FROM exposures"
+        f"topic, mood, cold_start FROM {Tables.EXPOSURES}"
     )
     frame = read_frame(engine, sql, parse_dates=["request_time"])
     if experiment is not None:
@@ -109,7 +110,7 @@ def compare(requests: pd.DataFrame, control: str, treatment: str, weights: dict[
     arms = {}
     for arm, group in users.groupby("arm"):
         stat = ratio_statistic(group)
-        half = 1.959964 * (stat.variance / stat.n) ** 0.5 if stat.n > 1 else float("nan")
+        half = Z_95 * (stat.variance / stat.n) ** 0.5 if stat.n > 1 else float("nan")
         arms[arm] = ArmSummary(
             users=len(group),
             requests=int(group["requests"].sum()),
@@ -250,3 +251,30 @@ def analyze(
             )
         result["by_model_version"] = splits
     return result
+
+
+def analyze_experiment(
+    settings: Settings,
+    engine: Engine,
+    *,
+    experiment: str | None = None,
+    window: str = "1h",
+    topic: str | None = None,
+    since: str | None = None,
+    split_by: str | None = None,
+) -> dict:
+    """``analyze`` for the experiment in ``settings``: its arms' weights, its first arm as control
+    and its second as treatment."""
+    weights = {a.name: a.weight for a in settings.experiment.arms}
+    names = list(weights)
+    return analyze(
+        engine,
+        experiment=experiment or settings.experiment.name,
+        window=window,
+        weights=weights,
+        control=names[0],
+        treatment=names[1],
+        topic=topic,
+        since=since,
+        split_by=split_by,
+    )

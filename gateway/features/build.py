@@ -1,14 +1,14 @@
 """Offline build (``recsys features build``): the three tables → versioned artifacts.
 
 Like Feast's materialisation: entity tables, the event log compacted to sorted keys, and
-daily post snapshots, written once; ``online.FeatureStore`` loads them for lookups.
+daily post snapshots, written once; ``store.FeatureStore`` loads them for lookups.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,27 +17,15 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, text
 
+from gateway.features import artifacts as A
+from gateway.features.artifacts import FeatureStoreError
 from gateway.features.definitions import FEATURE_NAMES, FEATURE_SET_VERSION, N_CLUSTERS, SVD_DIMS
 from gateway.features.text import fit_text_space
+from gateway.fsutil import atomic_path
 from gateway.progress import track
 from gateway.storage import iter_query, read_frame, table_exists
 from gateway.tables import Tables
 
-
-class FeatureStoreError(RuntimeError):
-    pass
-
-
-CURRENT = "CURRENT"
-ARTIFACTS = (
-    "manifest.json",
-    "users.parquet",
-    "posts.parquet",
-    "post_texts.parquet",
-    "events.npz",
-    "post_daily.npz",
-    "text_space.npz",
-)
 FEED_CHUNK = 2_000_000
 
 
@@ -140,66 +128,51 @@ def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -
 
     version = f"{FEATURE_SET_VERSION}-{_fingerprint(user_ids, post_ids, feed['seconds'][:: max(1, len(day) // 100_000)], np.array([len(day)]))}"
     out = features_dir / version
-    tmp = features_dir / f".{version}.tmp-{os.getpid()}"
-    tmp.mkdir(parents=True, exist_ok=True)
-    user_table.to_parquet(tmp / "users.parquet", index=False)
-    post_table.to_parquet(tmp / "posts.parquet", index=False)
-    posts[["post_id", "text", "topic"]].to_parquet(tmp / "post_texts.parquet", index=False)
-    np.savez(
-        tmp / "events.npz",
-        user=feed["user"],
-        post=feed["post"],
-        seconds=feed["seconds"],
-        like=feed["like"],
-        target=feed["target"],
-    )
-    np.savez(tmp / "post_daily.npz", views=before(daily_views), likes=before(daily_likes))
-    np.savez(
-        tmp / "text_space.npz",
-        vocabulary=np.array(space.vocabulary),
-        idf=space.idf,
-        components=space.components,
-        centers=space.centers,
-    )
-    manifest = {
-        "version": version,
-        "feature_set_version": FEATURE_SET_VERSION,
-        "features": list(FEATURE_NAMES),
-        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "source": engine.url.render_as_string(hide_password=True),
-        "users": len(user_ids),
-        "posts": n_posts,
-        "feed_rows": int(len(day)),
-        "feed_start": datetime.fromtimestamp(int(feed["seconds"].min()), UTC)
-        .replace(tzinfo=None)
-        .isoformat(),
-        "feed_end": datetime.fromtimestamp(int(feed["seconds"].max()), UTC).replace(tzinfo=None).isoformat(),
-        "day0": day0,
-        "days": n_days,
-        "global_ctr": float(feed["like"].sum() / max(1, is_view.sum())),
-        "vocabularies": vocabularies,
-        "build_seconds": round(time.perf_counter() - started, 2),
-    }
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
-    tmp.rename(out)
-    pointer = features_dir / f".{CURRENT}.tmp"
-    pointer.write_text(version)
-    pointer.replace(features_dir / CURRENT)
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True, exist_ok=True)
+        user_table.to_parquet(tmp / A.USERS, index=False)
+        post_table.to_parquet(tmp / A.POSTS, index=False)
+        posts[["post_id", "text", "topic"]].to_parquet(tmp / A.POST_TEXTS, index=False)
+        np.savez(
+            tmp / A.EVENTS,
+            user=feed["user"],
+            post=feed["post"],
+            seconds=feed["seconds"],
+            like=feed["like"],
+            target=feed["target"],
+        )
+        np.savez(tmp / A.POST_DAILY, views=before(daily_views), likes=before(daily_likes))
+        np.savez(
+            tmp / A.TEXT_SPACE,
+            vocabulary=np.array(space.vocabulary),
+            idf=space.idf,
+            components=space.components,
+            centers=space.centers,
+        )
+        manifest = {
+            "version": version,
+            "feature_set_version": FEATURE_SET_VERSION,
+            "features": list(FEATURE_NAMES),
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "source": engine.url.render_as_string(hide_password=True),
+            "users": len(user_ids),
+            "posts": n_posts,
+            "feed_rows": int(len(day)),
+            "feed_start": datetime.fromtimestamp(int(feed["seconds"].min()), UTC)
+            .replace(tzinfo=None)
+            .isoformat(),
+            "feed_end": datetime.fromtimestamp(int(feed["seconds"].max()), UTC)
+            .replace(tzinfo=None)
+            .isoformat(),
+            "day0": day0,
+            "days": n_days,
+            "global_ctr": float(feed["like"].sum() / max(1, is_view.sum())),
+            "vocabularies": vocabularies,
+            "build_seconds": round(time.perf_counter() - started, 2),
+        }
+        (tmp / A.MANIFEST).write_text(json.dumps(manifest, indent=1))
+        if out.exists():
+            shutil.rmtree(out)
+    A.point_current(features_dir, version)
     return out
 
-
-def current_store_dir(features_dir: Path) -> Path:
-    pointer = features_dir / CURRENT
-    if not pointer.exists():
-        raise FeatureStoreError(f"no feature store in {features_dir}: run `recsys features build` first")
-    path = features_dir / pointer.read_text().strip()
-    missing = [name for name in ARTIFACTS if not (path / name).exists()]
-    if missing:
-        raise FeatureStoreError(
-            f"feature store {path} is incomplete (missing {', '.join(missing)}): run `recsys features build` again"
-        )
-    return path

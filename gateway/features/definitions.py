@@ -1,4 +1,5 @@
-"""Every feature, declared once: name, the entity it describes, and whether it is categorical.
+"""Every feature, declared once: name, the entity it describes, and whether it is categorical;
+and the named feature sets that arms train on (``training.models.<arm>.feature_set``).
 
 The values are computed by ``FeatureStore.compute`` (store.py) for any set of
 (request, post) pairs; training, evaluation and serving all call that one function.
@@ -72,3 +73,41 @@ FEATURES: tuple[Feature, ...] = (
 )
 FEATURE_NAMES = tuple(f.name for f in FEATURES)
 CATEGORICAL = frozenset(f.name for f in FEATURES if f.categorical)
+USER_FEATURES = tuple(f.name for f in FEATURES if f.entity == "user")
+
+# "classic": the classic model of the source course: demographics, post popularity, time,
+# topic-level history and one simple text similarity.
+CLASSIC = (
+    "gender",
+    "age",
+    "country",
+    "exp_group",
+    "os",
+    "source",
+    "hour",
+    "weekday",
+    "topic",
+    "text_len",
+    "post_views",
+    "post_ctr",
+    "u_views",
+    "u_likes",
+    "u_ctr",
+    "u_today_views",
+    "u_today_ctr",
+    "u_topic_lift",
+    "u_profile_sim",
+)
+# "taste": the same, plus what the text reveals about each user's taste: the embedding itself,
+# text clusters and the user's likes in them, the profile contrast; and city.
+TASTE = (
+    *CLASSIC,
+    "city",
+    "cluster",
+    "u_profile_dot",
+    "u_profile_contrast",
+    "u_cluster_likes",
+    "u_cluster_lift",
+    *(f"svd_{k}" for k in range(SVD_DIMS)),
+)
+FEATURE_SETS: dict[str, tuple[str, ...]] = {"classic": CLASSIC, "taste": TASTE}

@@ -57,6 +57,10 @@ class RedisHistory:
         return f"{self.namespace}:events:{int(user_idx)}"
 
     # -- writing -------------------------------------------------------------------------
+    def users_to_push(self) -> int:
+        """Users with events in the offline log (the keys ``push`` writes)."""
+        return len(np.unique(self.store.events["user"]))
+
     def push(self, progress: Callable[[int], None] | None = None) -> dict:
         """Materialise the offline event log, one key per user (replacing what was there)."""
         started = time.perf_counter()

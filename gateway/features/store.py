@@ -1,4 +1,5 @@
-"""Online store: the artifacts in memory as numpy arrays, and the one feature function.
+"""The feature store: the artifacts in memory as numpy arrays, and the one feature function
+that training, evaluation and serving all call.
 
 Events are kept as sorted int64 keys ``(entity << 32) | seconds``, so "events of user u
 strictly before t" is a binary search, vectorised over any number of requests. Two event
@@ -8,7 +9,6 @@ gateway receives new events (``append_events``), so a like is visible to later r
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +16,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gateway.features.build import FeatureStoreError
-from gateway.features.definitions import FEATURE_NAMES, POST_PRIOR_VIEWS, TOPIC_PRIOR_LIKES, USER_PRIOR_VIEWS
+from gateway.features import artifacts as A
+from gateway.features.artifacts import FeatureStoreError
+from gateway.features.definitions import (
+    FEATURE_NAMES,
+    POST_PRIOR_VIEWS,
+    TOPIC_PRIOR_LIKES,
+    USER_FEATURES,
+    USER_PRIOR_VIEWS,
+)
 
 _T0 = int(pd.Timestamp("2020-01-01").timestamp())  # keys hold seconds since 2020 in 32 bits
 _SHIFT = np.int64(32)
 _MAX_REL = np.int64((1 << 32) - 1)
-USER_COLUMNS = ("gender", "age", "country", "city", "exp_group", "os", "source")
 
 
 def _rel(seconds: np.ndarray) -> np.ndarray:
@@ -138,11 +144,11 @@ class FeatureStore:
     def load(cls, path: Path, *, keep_log: bool = True) -> FeatureStore:
         """``keep_log=False`` (serving) drops the raw event log once it is indexed."""
         try:
-            manifest = json.loads((path / "manifest.json").read_text())
-            users = pd.read_parquet(path / "users.parquet")
-            posts = pd.read_parquet(path / "posts.parquet")
-            events = np.load(path / "events.npz")
-            daily = np.load(path / "post_daily.npz")
+            manifest = A.read_manifest(path)
+            users = pd.read_parquet(path / A.USERS)
+            posts = pd.read_parquet(path / A.POSTS)
+            events = np.load(path / A.EVENTS)
+            daily = np.load(path / A.POST_DAILY)
             store = cls.from_arrays(manifest, users, posts, dict(events), dict(daily))
             if not keep_log:
                 store.events = {}
@@ -168,7 +174,7 @@ class FeatureStore:
             manifest=manifest,
             user_ids=users["user_id"].to_numpy(np.int64),
             post_ids=posts["post_id"].to_numpy(np.int64),
-            users={c: users[c].to_numpy(np.float32) for c in USER_COLUMNS},
+            users={c: users[c].to_numpy(np.float32) for c in USER_FEATURES},
             posts={"topic": topic, "cluster": cluster, "text_len": posts["text_len"].to_numpy(np.float32)},
             post_emb=emb,
             post_views_before=np.asarray(daily["views"]),
@@ -294,7 +300,7 @@ class FeatureStore:
         # einsum sums each row in the same order as on the gathered copy: same bits.
         user_profile = np.broadcast_to(profile[r], emb.shape) if single else profile[r]
         dot = np.einsum("ij,ij->i", emb, user_profile)
-        out = {name: self.users[name][user_idx][r] for name in USER_COLUMNS}
+        out = {name: self.users[name][user_idx][r] for name in USER_FEATURES}
         out.update(
             {
                 "hour": hour[r],

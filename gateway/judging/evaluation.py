@@ -8,19 +8,24 @@ truth: E[hit] = 1 - prod(1 - p_like). ROC-AUC is measured on held-out logged vie
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import Engine
 
+from gateway.config import Settings
+from gateway.features.dataset import features_for_views, logged_views, time_split
 from gateway.features.store import FeatureStore
 from gateway.judging.oracle import OracleRanker
 from gateway.progress import track
-from gateway.rankers.baselines import PopularityRanker, RandomRanker, Ranker
-from gateway.ranking import mean_ci95, roc_auc, top_k_expected_hit
-from gateway.training import features_for_views, logged_views, time_split
+from gateway.rankers.baselines import PopularityRanker, RandomRanker
+from gateway.rankers.libraries import load_arm_rankers
+from gateway.rankers.protocol import Ranker
+from gateway.ranking import K, mean_ci95, roc_auc, top_k_expected_hit
+from gateway.world.load import load_truth
 
-K = 5
 CHUNK = 50
 
 
@@ -141,3 +146,29 @@ def evaluate(
     versions = {name: ranker.version for name, ranker in models.items()}
     window = [str(np.datetime64(split.evaluation[0], "s")), str(np.datetime64(split.evaluation[1], "s"))]
     return EvaluationResult(len(users), hitrate, ci95, auc, versions, window, topic_rate, topic_ci95)
+
+
+def evaluate_arms(
+    settings: Settings,
+    store: FeatureStore,
+    engine: Engine | Callable[[], Engine],
+    *,
+    requests: int,
+    seed: int,
+    dump: Path | None = None,
+) -> EvaluationResult:
+    """``evaluate`` every arm of ``settings``'s experiment against the world in ``engine`` (or
+    the one a callable returns once the models have loaded: a missing model is reported first)."""
+    models = load_arm_rankers(settings.experiment.arms, store.manifest["feature_set_version"])
+    truth = load_truth(engine() if callable(engine) else engine)
+    return evaluate(
+        store,
+        models,
+        OracleRanker(truth, store),
+        requests=requests,
+        seed=seed,
+        dump=dump,
+        evaluation_days=settings.training.evaluation_days,
+        validation_days=settings.training.validation_days,
+    )
+

@@ -24,6 +24,7 @@ from gateway.progress import track
 from gateway.storage import bulk_insert
 from gateway.storage.schema import feed_data
 from gateway.world import params as P
+from gateway.world.load import load_truth
 from gateway.world.truth import Truth
 
 _ACTIVITY = np.asarray(P.HOURLY_ACTIVITY) / np.sum(P.HOURLY_ACTIVITY)
@@ -46,6 +47,7 @@ class SimulationReport:
     seconds: float = 0.0
     stopped_early: bool = False
     errors: list[str] = field(default_factory=list)
+    start: pd.Timestamp | None = None  # the first simulated day
 
 
 def default_start(engine: Engine) -> pd.Timestamp:
@@ -120,7 +122,7 @@ def simulate(
     flush_rows: int = 5_000,
 ) -> SimulationReport:
     plan = plan_requests(truth, users=users, requests=requests, start=start, days=days, seed=seed)
-    report = SimulationReport(requests=len(plan))
+    report = SimulationReport(requests=len(plan), start=start)
     lock = threading.Lock()
     buffer: list[pd.DataFrame] = []
     buffered = 0
@@ -230,3 +232,12 @@ def simulate(
     if errors:
         raise errors[0]
     return report
+
+
+def simulate_world(
+    url: str, engine: Engine, *, start: pd.Timestamp | None = None, **options
+) -> SimulationReport:
+    """``simulate`` with the world in ``engine`` as the truth, from ``start`` (else the day
+    after its feed ends)."""
+    truth = load_truth(engine)
+    return simulate(url, engine, truth, start=default_start(engine) if start is None else start, **options)

@@ -15,15 +15,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sqlalchemy import Engine
 
 from gateway.analysis.statistics import RatioStatistic, two_sided_ttest
 from gateway.assignment import md5_bucket
+from gateway.config import Settings
+from gateway.features.dataset import time_split
 from gateway.features.store import FeatureStore
-from gateway.judging.evaluation import K
 from gateway.judging.oracle import OracleRanker
 from gateway.progress import track
-from gateway.rankers.baselines import PopularityRanker, Ranker
-from gateway.ranking import top_k_expected_hit
+from gateway.rankers.baselines import PopularityRanker
+from gateway.rankers.protocol import Ranker
+from gateway.ranking import Z_95, K, top_k_expected_hit
+from gateway.world.load import load_truth
 
 
 @dataclass
@@ -46,7 +50,7 @@ def _binomial_ci(k: int, n: int) -> tuple[float, float]:
     """Wilson 95 % interval for a proportion."""
     if n == 0:
         return (float("nan"), float("nan"))
-    z, p = 1.959964, k / n
+    z, p = Z_95, k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return (round(centre - half, 4), round(centre + half, 4))
@@ -55,6 +59,8 @@ def _binomial_ci(k: int, n: int) -> tuple[float, float]:
 def request_pool(
     store: FeatureStore, window: tuple[int, int], users: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Requests (user index, epoch seconds): ``users`` distinct users, 1-6 requests each, at
+    times from 06:00 of the window's first day to its end."""
     rng = np.random.default_rng([seed, 11])
     chosen = rng.choice(len(store.user_ids), min(users, len(store.user_ids)), replace=False)
     per_user = rng.integers(1, 7, len(chosen))
@@ -143,3 +149,12 @@ def validate(
         ab_coverage_ci95=_binomial_ci(covered, runs),
         ab_power=round(sum(r.p_value < 0.05 for r in ab) / runs, 4),
     )
+
+
+def validate_on_world(
+    settings: Settings, store: FeatureStore, engine: Engine, *, runs: int, seed: int, users: int = 4000
+) -> ValidationResult:
+    """``validate`` over the held-out period, with the world in ``engine`` as the truth."""
+    oracle = OracleRanker(load_truth(engine), store)
+    window = time_split(store, settings.training.validation_days, settings.training.evaluation_days).evaluation
+    return validate(store, oracle, window, runs=runs, seed=seed, users=users)

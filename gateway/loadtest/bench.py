@@ -7,8 +7,6 @@ latency is measured at the client. Figures are reported overall and per arm (X-E
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -19,6 +17,10 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+
+from gateway.features.dataset import traffic_window
+from gateway.features.store import FeatureStore
+from gateway.serving.server import ServerProcess
 
 
 class BenchError(RuntimeError):
@@ -132,36 +134,17 @@ def run_bench(
 
 @contextmanager
 def naive_service(config: Path | None, startup_timeout: float = 120.0) -> Iterator[str]:
-    """Start the naive reference service (``gateway.serving.naive``) on a free port; yield its URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    """Start the naive reference service (``gateway.serving.naive``) in a child process, so
+    that its work does not share this process's GIL with the clients; yield its URL."""
     env = {**os.environ, "RECSYS_CONFIG": str(config or "config.yaml")}
     command = [sys.executable, "-m", "uvicorn", "--factory", "gateway.serving.naive:app_from_env"]
-    process = subprocess.Popen(
-        [*command, "--port", str(port), "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if process.poll() is not None:
-                raise BenchError(f"the naive reference service exited with {process.returncode} on start")
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise BenchError("the naive reference service did not start in time")
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with ServerProcess(
+        [*command, "--log-level", "warning"],
+        env=env,
+        timeout=startup_timeout,
+        name="naive reference service",
+    ) as server:
+        yield server.url
 
 
 def speedup(gateway: dict, naive: dict) -> dict:
@@ -171,3 +154,57 @@ def speedup(gateway: dict, naive: dict) -> dict:
     }
     out["throughput_rps"] = round(gateway["throughput_rps"] / naive["throughput_rps"], 2)
     return out
+
+
+def bench(
+    store: FeatureStore,
+    url: str,
+    *,
+    requests: int,
+    concurrency: int,
+    seed: int = 0,
+    limit: int = 5,
+    mood: str | None = None,
+    compare_mood: str | None = None,
+    compare_naive: bool = False,
+    config: Path | None = None,
+) -> tuple[dict[str, dict], dict]:
+    """``recsys bench``: run the requests against ``url`` once, or twice without and with
+    ``compare_mood``, or against ``url`` and the naive reference service (``compare_naive``).
+
+    Returns the summaries by label ("" for a single run) and the comparison figures."""
+    if compare_mood and compare_naive:
+        raise BenchError("use --compare-mood or --compare-naive, not both")
+
+    def once(target: str, with_mood: str | None) -> dict:
+        result = run_bench(
+            target,
+            store.user_ids,
+            traffic_window(store),
+            requests=requests,
+            concurrency=concurrency,
+            seed=seed,
+            limit=limit,
+            mood=with_mood,
+        )
+        summary = result.summary()
+        if result.requests and result.errors == result.requests:
+            raise BenchError(
+                f"every request failed against {target}: is it running? statuses {summary['statuses']}"
+            )
+        return summary
+
+    if compare_mood:
+        runs = {"without mood": once(url, None), "with mood": once(url, compare_mood)}
+        plain, moody = runs["without mood"]["overall"], runs["with mood"]["overall"]
+        return runs, {
+            "mood_overhead_ms": {
+                k: round(moody[k] - plain[k], 2) for k in ("p50_ms", "p95_ms", "p99_ms", "mean_ms")
+            }
+        }
+    if compare_naive:
+        runs = {"gateway": once(url, mood)}
+        with naive_service(config) as naive_url:
+            runs["naive"] = once(naive_url, mood)
+        return runs, {"speedup": speedup(runs["gateway"]["overall"], runs["naive"]["overall"])}
+    return {"": once(url, mood)}, {}

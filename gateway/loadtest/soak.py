@@ -21,10 +21,16 @@ from dataclasses import dataclass, field
 import httpx
 import numpy as np
 
+from gateway.features.dataset import traffic_window
+from gateway.features.store import FeatureStore
 from gateway.loadtest.bench import latency_stats
 
 RSS_METRIC = "process_resident_memory_bytes"
 PID_METRIC = "recsys_worker_pid"
+
+
+class SoakError(RuntimeError):
+    pass
 
 
 @dataclass
@@ -173,3 +179,30 @@ def _paced(pool: ThreadPoolExecutor, task, rate: float, count: int, started: flo
         pool.submit(task, i, scheduled)
         if progress and i % int(rate) == 0:
             progress(int(rate))
+
+
+def soak(
+    store: FeatureStore,
+    url: str,
+    *,
+    rate: float,
+    minutes: float,
+    warmup: float = 30.0,
+    seed: int = 0,
+    progress=None,
+) -> SoakResult:
+    """``recsys soak``: check the gateway reports its memory, then ``run_soak`` over the feed's
+    traffic window."""
+    with httpx.Client() as client:
+        if read_rss_mb(client, url) is None:
+            raise SoakError(f"no {RSS_METRIC} at {url}/metrics: is the gateway (this version) running?")
+    return run_soak(
+        url,
+        store.user_ids,
+        traffic_window(store),
+        rate=rate,
+        seconds=minutes * 60,
+        seed=seed,
+        warmup=warmup,
+        progress=progress,
+    )

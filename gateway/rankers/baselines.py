@@ -1,30 +1,8 @@
-"""The ranker interface shared by models and baselines."""
+"""Baseline rankers: uniformly random, and most liked before the request's day."""
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import numpy as np
-
-from gateway.features.store import FeatureStore
-
-
-class Ranker(Protocol):
-    """Scores every catalogue post for each request (user index, epoch seconds)."""
-
-    name: str
-    version: str
-
-    def score(
-        self,
-        store: FeatureStore,
-        user_idx: np.ndarray,
-        seconds: np.ndarray,
-        features: dict[str, np.ndarray] | None = None,
-    ) -> np.ndarray:
-        """(requests, posts) scores; higher is better. ``features`` may carry a precomputed
-        ``store.compute(user_idx, seconds)`` so that several rankers share it."""
-        ...
 
 
 class RandomRanker:

@@ -21,7 +21,8 @@ from fastapi.responses import JSONResponse
 
 from gateway.config import Settings, load_settings
 from gateway.exposure import Exposure, ExposureSink, ExposureWriter, SqlExposureSink
-from gateway.features.build import current_store_dir
+from gateway.features import artifacts as A
+from gateway.features.artifacts import current_store_dir
 from gateway.features.redis_history import RedisHistory
 from gateway.features.store import FeatureStore
 from gateway.features.text import MoodEncoder
@@ -84,7 +85,7 @@ def create_app(
         store = FeatureStore.load(store_dir, keep_log=False)
         app.state.store = store
         app.state.catalogue = Catalogue.load(store_dir, store)
-        app.state.mood_encoder = MoodEncoder.load(store_dir / "text_space.npz")
+        app.state.mood_encoder = MoodEncoder.load(store_dir / A.TEXT_SPACE)
         app.state.serving = ServingState(build_snapshot(config_path, store, cfg))
         compile_in_background(app.state.serving.snapshot)
         app.state.config_path = config_path
@@ -200,3 +201,20 @@ def _install_sighup(app: FastAPI, store: FeatureStore) -> None:
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` with several workers: config from RECSYS_CONFIG."""
     return create_app(config_path=os.environ.get("RECSYS_CONFIG"))
+
+
+def run(config_path: Path, *, host: str, port: int, workers: int, log_level: str) -> None:
+    """Serve with uvicorn until stopped: ``workers`` processes, each building the app from
+    ``config_path`` (passed on as RECSYS_CONFIG)."""
+    import uvicorn
+
+    os.environ["RECSYS_CONFIG"] = str(config_path)
+    uvicorn.run(
+        "gateway.serving.main:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        timeout_graceful_shutdown=30,
+    )

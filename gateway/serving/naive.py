@@ -18,9 +18,10 @@ from fastapi import FastAPI, HTTPException
 
 from gateway.assignment import assign
 from gateway.config import load_settings
-from gateway.features.build import current_store_dir
+from gateway.features import artifacts as A
+from gateway.features.artifacts import current_store_dir
 from gateway.features.store import FeatureStore
-from gateway.rankers.model_dir import load_ranker
+from gateway.rankers.libraries import load_arm_rankers
 from gateway.serving.routes.recommendations import to_epoch_seconds
 from gateway.serving.state import experiment_from
 
@@ -32,12 +33,9 @@ def create_naive_app(config_path: str | None = None) -> FastAPI:
         store_dir = current_store_dir(settings.paths.features_dir)
         store = FeatureStore.load(store_dir)
         app.state.store = store
-        app.state.posts = pd.read_parquet(store_dir / "post_texts.parquet")[["post_id", "text", "topic"]]
+        app.state.posts = pd.read_parquet(store_dir / A.POST_TEXTS)[["post_id", "text", "topic"]]
         app.state.experiment = experiment_from(settings)
-        app.state.models = {
-            arm.name: load_ranker(arm.model, store.manifest["feature_set_version"])
-            for arm in settings.experiment.arms
-        }
+        app.state.models = load_arm_rankers(settings.experiment.arms, store.manifest["feature_set_version"])
         yield
 
     app = FastAPI(title="Naive reference service", lifespan=lifespan)
@@ -56,10 +54,7 @@ def create_naive_app(config_path: str | None = None) -> FastAPI:
         ranker = app.state.models[arm]
         seconds = to_epoch_seconds(time)
         frame = pd.DataFrame(store.compute([user_idx], [seconds]))[ranker.features]
-        if ranker.manifest["kind"] == "lightgbm":
-            frame["score"] = ranker.booster.predict(frame)
-        else:
-            frame["score"] = ranker.model.predict_proba(frame)[:, 1]
+        frame["score"] = ranker.predict_frame(frame)
         frame["post_id"] = store.post_ids
         liked = store.post_ids[store.liked_before(user_idx, seconds)]
         top = frame[~frame["post_id"].isin(liked)].sort_values("score", ascending=False).head(limit)

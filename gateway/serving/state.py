@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,9 +14,11 @@ import pandas as pd
 
 from gateway.assignment import Experiment
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.features import artifacts as A
 from gateway.features.store import FeatureStore
-from gateway.rankers.compiled import load_compiled
-from gateway.rankers.model_dir import ModelError, load_ranker
+from gateway.rankers.compiled import compile_ranker
+from gateway.rankers.libraries import load_ranker
+from gateway.rankers.model_dir import ModelError
 
 log = logging.getLogger("gateway.serving")
 
@@ -34,9 +35,9 @@ class Catalogue:
 
     @classmethod
     def load(cls, store_dir: Path, store: FeatureStore) -> Catalogue:
-        frame = pd.read_parquet(store_dir / "post_texts.parquet").sort_values("post_id")
+        frame = pd.read_parquet(store_dir / A.POST_TEXTS).sort_values("post_id")
         if not np.array_equal(frame["post_id"].to_numpy(), store.post_ids):
-            raise ModelError(f"{store_dir}: post_texts.parquet does not match the store's posts")
+            raise ModelError(f"{store_dir}: {A.POST_TEXTS} does not match the store's posts")
         return cls(
             post_ids=store.post_ids,
             texts=frame["text"].tolist(),
@@ -122,12 +123,10 @@ def attach_compiled(ranker, probe: dict, *, compile_if_missing: bool) -> bool:
 
     False when there is none yet; a toolchain problem or a forest that scores differently
     leaves the ranker on its library's predictor, logged, never failing the load."""
-    started = time.perf_counter()
     try:
-        forest = load_compiled(ranker.model_file, compile_if_missing=compile_if_missing)
-        if forest is None:
+        report = compile_ranker(ranker, probe, compile_if_missing=compile_if_missing)
+        if report is None:
             return False
-        diff = ranker.attach_compiled(forest, probe)
     except Exception as exc:  # noqa: BLE001 - any failure keeps the native predictor
         log.warning(
             "arm %s: serving with %s's predictor (%s: %s)",
@@ -140,9 +139,9 @@ def attach_compiled(ranker, probe: dict, *, compile_if_missing: bool) -> bool:
     log.info(
         "arm %s: compiled forest %s attached in %.1f s (max |diff| on probe %.2g)",
         ranker.name,
-        forest.path.name,
-        time.perf_counter() - started,
-        diff,
+        report.path.name,
+        report.seconds,
+        report.max_difference,
     )
     return True
 

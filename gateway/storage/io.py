@@ -16,6 +16,13 @@ def table_exists(engine: Engine, name: str) -> bool:
     return inspect(engine).has_table(name)
 
 
+def drop_tables(engine: Engine, names: Sequence[str]) -> None:
+    """Drop these tables (with their indexes) where they exist."""
+    with engine.begin() as conn:
+        for name in names:
+            conn.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
+
+
 def _copy_into_postgres(engine: Engine, table: Table, frame: pd.DataFrame) -> None:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, header=False)

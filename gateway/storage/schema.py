@@ -1,11 +1,10 @@
-"""The three source tables (exact names and columns) and the world's ground-truth tables."""
+"""The three source tables, with exactly the source's names and columns."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
 
 from gateway.tables import Tables
-from gateway.world.params import LATENT_DIM, TOPICS
 
 metadata = MetaData()
 
@@ -41,30 +40,4 @@ feed_data = Table(
     Column("target", Integer, nullable=False),
 )
 
-world_users = Table(
-    Tables.WORLD_USERS,
-    metadata,
-    Column("user_id", Integer, primary_key=True, autoincrement=False),
-    Column("propensity", Float, nullable=False),
-    *[Column(f"taste_{topic}", Float, nullable=False) for topic in TOPICS],
-    *[Column(f"z_{k}", Float, nullable=False) for k in range(LATENT_DIM)],
-)
-
-world_posts = Table(
-    Tables.WORLD_POSTS,
-    metadata,
-    Column("post_id", Integer, primary_key=True, autoincrement=False),
-    Column("subtopic", Integer, nullable=False),
-    Column("quality", Float, nullable=False),
-    Column("exposure", Float, nullable=False),
-)
-
-world_params = Table(
-    Tables.WORLD_PARAMS,
-    metadata,
-    Column("key", String(64), primary_key=True),
-    Column("value", Text, nullable=False),
-)
-
 SOURCE_TABLES = (user_data, post_text_df, feed_data)
-WORLD_TABLES = (world_users, world_posts, world_params)

@@ -10,24 +10,14 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, text
 
-from gateway.exposure import exposure_metadata, exposures
 from gateway.progress import track
-from gateway.storage import bulk_insert, table_exists
-from gateway.storage.schema import (
-    SOURCE_TABLES,
-    WORLD_TABLES,
-    feed_data,
-    metadata,
-    post_text_df,
-    user_data,
-    world_params,
-    world_posts,
-    world_users,
-)
+from gateway.storage import bulk_insert, drop_tables, table_exists
+from gateway.storage.schema import SOURCE_TABLES, feed_data, metadata, post_text_df, user_data
 from gateway.tables import Tables
 from gateway.world import params as P
 from gateway.world.feed import calibrate, generate_feed_chunk, views_per_user
 from gateway.world.posts import generate_posts
+from gateway.world.schema import WORLD_TABLES, world_metadata, world_params, world_posts, world_users
 from gateway.world.truth import Truth, build_time_tables
 from gateway.world.users import generate_user_truth, generate_users
 
@@ -89,7 +79,7 @@ def build_truth(
 
 
 def world_exists(engine: Engine) -> bool:
-    for name in (*Tables.SOURCE, *Tables.WORLD):
+    for name in (*Tables.SOURCE, *(t.name for t in WORLD_TABLES)):
         if table_exists(engine, name):
             with engine.connect() as conn:
                 if conn.execute(text(f'SELECT 1 FROM "{name}" LIMIT 1')).first():
@@ -104,10 +94,12 @@ def synthesize(engine: Engine, scale: P.Scale, seed: int, *, replace: bool = Fal
             raise WorldExistsError(
                 f"a world already exists in {engine.url.render_as_string()}: pass --replace to overwrite it"
             )
-        metadata.drop_all(engine, tables=[*SOURCE_TABLES, *WORLD_TABLES])
+        metadata.drop_all(engine, tables=list(SOURCE_TABLES))
+        world_metadata.drop_all(engine, tables=list(WORLD_TABLES))
         # The exposure log belongs to experiments on the replaced world: it goes too.
-        exposure_metadata.drop_all(engine, tables=[exposures])
-    metadata.create_all(engine, tables=[*SOURCE_TABLES, *WORLD_TABLES])
+        drop_tables(engine, [Tables.EXPOSURES])
+    metadata.create_all(engine, tables=list(SOURCE_TABLES))
+    world_metadata.create_all(engine, tables=list(WORLD_TABLES))
 
     users = generate_users(scale.users, _rng(seed, 1))
     users_truth = generate_user_truth(users, _rng(seed, 2))

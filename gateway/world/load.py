@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
 from gateway.storage import read_frame, table_exists
 from gateway.tables import Tables
+from gateway.world.schema import WORLD_TABLES
 from gateway.world.truth import Truth
 
 
@@ -16,7 +19,7 @@ class NoWorldError(RuntimeError):
 
 
 def load_truth(engine: Engine) -> Truth:
-    for name in (*Tables.SOURCE, *Tables.WORLD):
+    for name in (*Tables.SOURCE, *(t.name for t in WORLD_TABLES)):
         if not table_exists(engine, name):
             raise NoWorldError(
                 f"no world in {engine.url.render_as_string()} (table {name} missing): "
@@ -30,6 +33,14 @@ def load_truth(engine: Engine) -> Truth:
     return Truth.from_frames(
         users, world_users, posts, world_posts, dict(zip(params["key"], params["value"], strict=True))
     )
+
+
+def describe_world(engine: Engine) -> str:
+    """``scale S, seed N`` of the world in this database."""
+    params = read_frame(engine, "SELECT key, value FROM world_params")
+    values = dict(zip(params["key"], params["value"], strict=True))
+    scale = json.loads(values["scale"]) if "scale" in values else "?"
+    return f"scale {scale}, seed {json.loads(values['seed'])}"
 
 
 def first_like_times(engine: Engine, user_ids: np.ndarray | None = None) -> pd.DataFrame:

@@ -57,3 +57,9 @@ def like_probabilities(engine: Engine, pairs: pd.DataFrame) -> np.ndarray:
     posts = truth.post_index(pairs["post_id"].to_numpy())
     seconds = pairs["timestamp"].to_numpy().astype("datetime64[s]").astype(np.int64)
     return truth.like_prob(users, posts, seconds, liked_before(engine, pairs))
+
+
+def write_like_probabilities(engine: Engine, pairs: pd.DataFrame, output: Path) -> None:
+    """``pairs`` plus their true ``p_like``, as CSV into ``output``."""
+    pairs["p_like"] = like_probabilities(engine, pairs)
+    pairs.to_csv(output, index=False, date_format="%Y-%m-%d %H:%M:%S")

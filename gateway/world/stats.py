@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from gateway.storage import read_frame
 from gateway.storage.engine import is_postgres
+from gateway.world.load import load_truth
 
 
 @dataclass
@@ -206,3 +207,9 @@ def like_delay_check(engine: Engine, users: int = 300) -> dict[str, float]:
     delay = (merged["timestamp_like"] - merged["timestamp_view"]).dt.total_seconds()
     matched = merged[(delay >= 30) & (delay <= 60)].drop_duplicates(["user_id", "post_id", "timestamp_like"])
     return {"likes": len(likes), "matched_share": len(matched) / max(len(likes), 1)}
+
+
+def world_stats(engine: Engine) -> list[Stat]:
+    """``compute_stats`` of the world in ``engine``; NoWorldError when it holds none."""
+    load_truth(engine)  # fails with a clear message when there is no world
+    return compute_stats(engine)

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gateway.features.build import FeatureStoreError, current_store_dir
+from gateway.features.artifacts import FeatureStoreError, current_store_dir
+from gateway.features.dataset import features_for_views, logged_views
 from gateway.features.definitions import FEATURE_NAMES
 from gateway.features.store import FeatureStore
-from gateway.training import features_for_views, logged_views
 
 
 def _rebuild(store_dir, events: dict) -> FeatureStore:

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.features.store import feature_matrix
 from gateway.rankers.compiled import cache_path, load_compiled, max_difference
-from gateway.rankers.model_dir import load_ranker
+from gateway.rankers.libraries import load_ranker
 from gateway.serving.state import attach_compiled, build_snapshot, compile_in_background
 from tests.conftest import train_tiny, write_config
 
@@ -30,7 +30,7 @@ def _config(tmp_path, models):
 
 def test_compiled_forest_scores_like_lightgbm_on_the_whole_catalogue(tiny_models, tiny_store):
     ranker = load_ranker(tiny_models / "control")
-    forest = load_compiled(tiny_models / "control" / "model.txt", compile_if_missing=True)
+    forest = load_compiled(ranker, compile_if_missing=True)
     users, seconds = _requests(tiny_store)
     matrix = feature_matrix(tiny_store.compute(users, seconds), ranker.features)
     native = ranker.booster.predict(matrix)
@@ -47,7 +47,7 @@ def test_compiled_forest_scores_like_lightgbm_on_the_whole_catalogue(tiny_models
 
 def test_compiled_oblivious_trees_score_like_catboost_on_the_whole_catalogue(tiny_models, tiny_store):
     ranker = load_ranker(tiny_models / "test")
-    forest = load_compiled(tiny_models / "test" / "model.cbm", compile_if_missing=True)
+    forest = load_compiled(ranker, compile_if_missing=True)
     users, seconds = _requests(tiny_store)
     features = tiny_store.compute(users, seconds)
     assert (
@@ -65,20 +65,22 @@ def test_compiled_oblivious_trees_score_like_catboost_on_the_whole_catalogue(tin
 def test_the_cache_is_keyed_by_the_model_file(tiny_models, tiny_store, tmp_path):
     model_dir = tmp_path / "control"
     shutil.copytree(tiny_models / "control", model_dir)
-    assert load_compiled(model_dir / "model.txt", compile_if_missing=False) is not None  # copied cache
+    ranker = load_ranker(model_dir)
+    assert load_compiled(ranker, compile_if_missing=False) is not None  # copied cache
     other = tmp_path / "other"
     train_tiny("control", tiny_store, other, seed=5, rounds=20)
-    assert cache_path(other / "model.txt") != cache_path(model_dir / "model.txt")
+    other_ranker = load_ranker(other)
+    assert cache_path(other_ranker) != cache_path(ranker)
     # a stale object file of another model is never picked up for this one
     (other / "compiled").mkdir(exist_ok=True)
-    shutil.copy(cache_path(model_dir / "model.txt"), other / "compiled")
-    assert load_compiled(other / "model.txt", compile_if_missing=False) is None
+    shutil.copy(cache_path(ranker), other / "compiled")
+    assert load_compiled(other_ranker, compile_if_missing=False) is None
 
 
 def test_a_forest_that_scores_differently_is_refused(tiny_models, tiny_store, tmp_path):
     other = tmp_path / "other"
     train_tiny("control", tiny_store, other, seed=6, rounds=20)
-    wrong = load_compiled(other / "model.txt", compile_if_missing=True)
+    wrong = load_compiled(load_ranker(other), compile_if_missing=True)
     ranker = load_ranker(tiny_models / "control")
     probe = tiny_store.compute(*_requests(tiny_store, 2))
     with pytest.raises(ValueError, match="differs from lightgbm"):

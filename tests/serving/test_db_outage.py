@@ -21,10 +21,11 @@ import httpx
 import numpy as np
 import pytest
 
+from gateway.serving.server import free_port
 from gateway.storage import connect, read_frame
 from gateway.world.generate import synthesize
 from gateway.world.params import SCALES
-from tests.conftest import TINY_SEED, LiveServer, free_port, write_config
+from tests.conftest import TINY_SEED, LiveServer, write_config
 
 
 def _pg_bin() -> str | None:

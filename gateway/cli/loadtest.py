@@ -1,0 +1,132 @@
+"""``recsys bench`` and ``recsys soak``: load tests against a running gateway."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from gateway.cli.common import ConfigOption, FeaturesDirOption, console, friendly, store_from
+
+
+@friendly
+def bench_command(
+    url: Annotated[str, typer.Option(help="Gateway base URL.")] = "http://127.0.0.1:8000",
+    requests: Annotated[int, typer.Option(min=1, max=1_000_000, help="Requests to send.")] = 2000,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Concurrent clients.")] = 4,
+    limit: Annotated[int, typer.Option(min=1, max=100, help="Posts per request.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed for users and times.")] = 0,
+    mood: Annotated[str | None, typer.Option(help="Send this mood with every request.")] = None,
+    compare_mood: Annotated[
+        str | None,
+        typer.Option(
+            "--compare-mood",
+            help="Run twice in this invocation, without and with this mood, and print the latency difference.",
+        ),
+    ] = None,
+    compare_naive: Annotated[
+        bool,
+        typer.Option(
+            "--compare-naive",
+            help="Also start the naive reference service (pandas frame per request) and run the same "
+            "requests against it in this invocation; print the speed-up ratios.",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    features_dir: FeaturesDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Load-test a running gateway: p50/p95/p99 latency and throughput, overall and per arm."""
+    from gateway.loadtest.bench import bench
+
+    runs, extra = bench(
+        store_from(features_dir, config),
+        url,
+        requests=requests,
+        concurrency=concurrency,
+        seed=seed,
+        limit=limit,
+        mood=mood,
+        compare_mood=compare_mood,
+        compare_naive=compare_naive,
+        config=config,
+    )
+    if as_json:
+        print(json.dumps({**runs, **extra} if extra else runs[""]))
+        return
+    for label, summary in runs.items():
+        table = Table(
+            "arm",
+            "requests",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "throughput rps",
+            title=f"{label or url}: {requests} requests, concurrency {concurrency}",
+        )
+        for name, st in [("all", summary["overall"]), *summary["arms"].items()]:
+            if st.get("count"):
+                table.add_row(
+                    name,
+                    str(st["count"]),
+                    str(st["p50_ms"]),
+                    str(st["p95_ms"]),
+                    str(st["p99_ms"]),
+                    str(st["throughput_rps"]),
+                )
+        console.print(table)
+        console.print(f"errors: {summary['errors']}, statuses: {summary['statuses']}")
+    if compare_mood:
+        console.print(f"mood overhead (with − without, same run): {extra['mood_overhead_ms']}")
+    if compare_naive:
+        console.print(f"gateway vs naive reference (× faster, same requests, same run): {extra['speedup']}")
+
+
+@friendly
+def soak_command(
+    url: Annotated[str, typer.Option(help="Gateway base URL.")] = "http://127.0.0.1:8000",
+    rate: Annotated[float, typer.Option(min=1, max=5000, help="Requests per second (open loop).")] = 100.0,
+    minutes: Annotated[float, typer.Option(min=0.1, max=24 * 60, help="Duration in minutes.")] = 10.0,
+    warmup: Annotated[float, typer.Option(min=0, max=600, help="Unmeasured warm-up in seconds.")] = 30.0,
+    seed: Annotated[int, typer.Option(help="Seed for users and times.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    features_dir: FeaturesDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Hold a fixed request rate for minutes; report errors, memory growth and p99 drift (exit 1 if a bar fails)."""
+    from rich.progress import Progress
+
+    from gateway.loadtest.soak import soak
+    from gateway.progress import stderr
+
+    store = store_from(features_dir, config)
+    with Progress(console=stderr) as progress:
+        task = progress.add_task(f"soak {rate:g} req/s for {minutes:g} min", total=int(rate * minutes * 60))
+        result = soak(
+            store,
+            url,
+            rate=rate,
+            minutes=minutes,
+            warmup=warmup,
+            seed=seed,
+            progress=lambda n: progress.advance(task, n),
+        )
+    verdict = result.verdict()
+    if as_json:
+        print(json.dumps(verdict))
+    else:
+        table = Table("minute", "requests", "p50 ms", "p99 ms", title=f"soak {url}: {rate:g} req/s")
+        for m in verdict["minutes"]:
+            table.add_row(str(m["minute"]), str(m["requests"]), str(m["p50_ms"]), str(m["p99_ms"]))
+        console.print(table)
+        console.print(
+            f"requests {verdict['requests']:,} ({verdict['achieved_rps']} req/s), errors {verdict['errors']}, "
+            f"late starts {verdict['late_starts']}; RSS of {verdict['workers_seen']} worker(s) "
+            f"{verdict['rss_mb_start']} → {verdict['rss_mb_end']} MB (worst worker {verdict['rss_growth_pct']:+.2f} %); "
+            f"p99 worst/first minute {verdict['p99_ratio']}"
+        )
+        console.print("[green]PASSED[/]" if verdict["passed"] else "[red]FAILED[/]")
+    if not verdict["passed"]:
+        raise typer.Exit(1)

@@ -1,0 +1,86 @@
+"""What the import contracts (pyproject.toml, run by `lint-imports`) cannot see: no module
+outside the world and the judges names the truth's tables, in SQL or through the world's
+schema. The tables' names come from ``gateway.world.schema``."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy import MetaData, Table
+
+from gateway.world import schema as world_schema
+
+GATEWAY = Path(__file__).resolve().parents[1] / "gateway"
+ALLOWED = (GATEWAY / "world", GATEWAY / "judging")  # the truth's own code, and judging only
+TRUTH_TABLES = tuple(table.name for table in world_schema.WORLD_TABLES)
+
+
+def _stands_for_truth(value) -> bool:
+    if isinstance(value, str):
+        return value in TRUTH_TABLES
+    if isinstance(value, Table):
+        return value.name in TRUTH_TABLES
+    if isinstance(value, MetaData):
+        return any(name in TRUTH_TABLES for name in value.tables)
+    if isinstance(value, tuple):
+        return bool(value) and all(_stands_for_truth(v) for v in value)
+    return False
+
+
+# The schema's names for the truth: its constants, Table objects, their tuple and metadata.
+TRUTH_NAMES = frozenset(name for name, value in vars(world_schema).items() if _stands_for_truth(value))
+_TABLE = re.compile(r"\b(" + "|".join(map(re.escape, TRUTH_TABLES)) + r")\b")
+
+
+def truth_references(source: str) -> list[tuple[int, str]]:
+    """(line, what) for every string naming a truth table and every use of the schema's names."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found += [(node.lineno, f"names the table {m.group(1)}") for m in _TABLE.finditer(node.value)]
+        elif isinstance(node, ast.Attribute) and node.attr in TRUTH_NAMES:
+            found.append((node.lineno, f"uses {node.attr}"))
+        elif isinstance(node, ast.Name) and node.id in TRUTH_NAMES:
+            found.append((node.lineno, f"uses {node.id}"))
+        elif isinstance(node, ast.ImportFrom):
+            found += [(node.lineno, f"imports {a.name}") for a in node.names if a.name in TRUTH_NAMES]
+    return sorted(found)
+
+
+def test_the_truth_tables_come_from_the_world_schema():
+    assert len(TRUTH_TABLES) == 3 and all(name.startswith("world_") for name in TRUTH_TABLES)
+    assert {"WORLD_USERS", "world_users", "WORLD_TABLES", "world_metadata"} <= TRUTH_NAMES
+
+
+@pytest.mark.parametrize(
+    ("snippet", "what"),
+    [
+        ('read_frame(engine, "SELECT key, value FROM world_params")', "names the table world_params"),
+        ('sql = f"SELECT * FROM {prefix}world_users WHERE user_id = {u}"', "names the table world_users"),
+        ("text('DELETE FROM \"world_posts\"')", "names the table world_posts"),
+        ("from gateway.world import schema\nframe = read_frame(engine, schema.WORLD_USERS)", "uses WORLD_USERS"),
+        ("from gateway.world.schema import world_posts", "imports world_posts"),
+        ("metadata.create_all(engine, tables=list(WORLD_TABLES))", "uses WORLD_TABLES"),
+        ("world_metadata.drop_all(engine)", "uses world_metadata"),
+    ],
+)
+def test_the_scanner_finds_each_way_of_naming_the_truth(snippet, what):
+    assert what in [found for _, found in truth_references(snippet)]
+
+
+def test_the_scanner_leaves_other_names_alone():
+    harmless = 'read_frame(engine, "SELECT * FROM user_data")\nworld = "world_*"\nworld_usersx = 1\n'
+    assert truth_references(harmless) == []
+
+
+def test_nothing_outside_the_world_and_the_judges_names_the_truth():
+    offences = []
+    for file in sorted(GATEWAY.rglob("*.py")):
+        if any(file.is_relative_to(place) for place in ALLOWED):
+            continue
+        for line, what in truth_references(file.read_text()):
+            offences.append(f"{file.relative_to(GATEWAY.parent)}:{line}: {what}")
+    assert not offences, "the truth is for judging only:\n" + "\n".join(offences)
