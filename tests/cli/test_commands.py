@@ -1,8 +1,11 @@
-"""The command line: --help everywhere, clear one-line errors with a non-zero exit, no traceback."""
+"""The command line: the documented commands exist, --help describes every one, clear one-line
+errors with a non-zero exit, no traceback."""
 
 from __future__ import annotations
 
-import click
+import re
+from pathlib import Path
+
 import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
@@ -10,20 +13,70 @@ from typer.testing import CliRunner
 from gateway.cli import app
 
 runner = CliRunner()
+ROOT = get_command(app)
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def _commands(group: click.Group, prefix: tuple[str, ...] = ()):
+def _commands(group, prefix: tuple[str, ...] = ()):
     for name, command in group.commands.items():
         yield (*prefix, name)
-        if isinstance(command, click.Group):
+        if hasattr(command, "commands"):
             yield from _commands(command, (*prefix, name))
 
 
-@pytest.mark.parametrize("path", list(_commands(get_command(app))))
-def test_every_command_has_help(path):
-    result = runner.invoke(app, [*path, "--help"])
+def _command(path: tuple[str, ...]):
+    command = ROOT
+    for name in path:
+        command = command.commands[name]
+    return command
+
+
+@pytest.mark.parametrize("path", list(_commands(ROOT)))
+def test_every_commands_help_shows_its_summary_options_and_subcommands(path):
+    command = _command(path)
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
     assert result.exit_code == 0, result.output
-    assert "Usage" in result.output
+    text = result.output
+    assert f"Usage: root {' '.join(path)}" in " ".join(text.split())
+    assert " ".join(command.help.split())[:60] in " ".join(text.split())
+    for param in command.params:
+        if param.param_type_name == "option":
+            assert any(opt in text for opt in param.opts), f"{path}: {param.opts} missing from --help"
+        else:
+            assert param.name in text, f"{path}: argument {param.name} missing from --help"
+    for name in getattr(command, "commands", {}):
+        assert name in text
+
+
+def _documented() -> list[tuple[tuple[str, ...], list[str]]]:
+    """(command path, options) of every `recsys ...` in the README's command table."""
+    out = []
+    for row in README.read_text().splitlines():
+        if not row.startswith("| `recsys "):
+            continue
+        for usage in re.findall(r"`(recsys [^`]*)`", row.split(" | ")[0]):
+            words = usage.split()[1:]
+            path = tuple(re.match(r"[a-z][a-z-]*$", w) and w for w in words)
+            path = path[: path.index(None)] if None in path else path
+            out.append((path, re.findall(r"--[a-z][a-z-]*", usage)))
+    return out
+
+
+@pytest.mark.parametrize(("path", "options"), _documented(), ids=lambda v: " ".join(v) if v else "-")
+def test_every_documented_command_and_option_exists(path, options):
+    command = _command(path)
+    declared = {opt for param in command.params for opt in getattr(param, "opts", [])}
+    assert set(options) <= declared, f"recsys {' '.join(path)}: {set(options) - declared} not declared"
+
+
+def test_the_readme_documents_every_command():
+    documented = {path for path, _ in _documented()}
+    runnable = {
+        path
+        for path in _commands(ROOT)
+        if not hasattr(_command(path), "commands") or _command(path).invoke_without_command
+    }
+    assert runnable <= documented
 
 
 @pytest.mark.parametrize(
