@@ -22,6 +22,7 @@ from gateway.features.store import FeatureStore, feature_matrix
 from gateway.progress import stderr
 from gateway.rankers.libraries import library
 from gateway.rankers.model_dir import ModelError, file_sha256, write_manifest
+from gateway.rankers.protocol import TrainingData
 from gateway.ranking import roc_auc, session_hitrate
 
 
@@ -65,18 +66,8 @@ def train_arm(
     stderr.print(f"{len(y_train):,} training rows, {len(y_valid):,} validation rows, {len(names)} features")
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = out_dir / module.MODEL_FILE
-    fit = module.fit(
-        x_train,
-        y_train,
-        x_valid,
-        y_valid,
-        names=names,
-        categorical=[n for n in names if n in CATEGORICAL],
-        params=model.params,
-        seed=seed,
-        max_rounds=max_rounds,
-        model_path=model_path,
-    )
+    data = TrainingData(x_train, y_train, x_valid, y_valid, names, [n for n in names if n in CATEGORICAL])
+    fit = module.fit(data, model.params, seed=seed, max_rounds=max_rounds, model_path=model_path)
     p_valid = fit.p_valid
     groups = valid["user"].astype(np.int64) * 1000 + (valid["seconds"] - store.manifest["day0"]) // 86400
     manifest = {

@@ -45,3 +45,49 @@ def test_training_is_reproducible(tiny_store, tmp_path, trained):
     second = (tmp_path / "again" / "model.txt").read_text()
     strip = lambda text: [line for line in text.splitlines() if not line.startswith("[")]  # noqa: E731
     assert strip(first) == strip(second)
+
+
+def test_config_yaml_states_the_libraries_defaults():
+    """The shipped config.yaml and a config without ``training.models`` train the same models."""
+    from pathlib import Path
+
+    from gateway.config import TrainingSettings, load_settings
+    from gateway.rankers.libraries import library
+
+    shipped = load_settings(Path(__file__).resolve().parents[1] / "config.yaml").training.models
+    default = TrainingSettings().models
+    assert shipped.keys() == default.keys() == {"control", "test"}
+    for arm, spec in shipped.items():
+        assert (spec.library, spec.feature_set) == (default[arm].library, default[arm].feature_set)
+        defaults = library(spec.library).DEFAULT_PARAMS
+        assert {**defaults, **spec.params} == {**defaults, **default[arm].params} == defaults
+
+
+def test_the_configured_library_feature_set_and_params_are_used(tiny_store, tmp_path):
+    from gateway.config import ModelSettings
+    from gateway.features.definitions import TASTE
+    from gateway.rankers.model_dir import ModelError
+    from gateway.training import train_arm
+
+    def train(spec: ModelSettings):
+        return train_arm(
+            "other",
+            tiny_store,
+            tmp_path / "other",
+            model=spec,
+            seed=1,
+            max_rows=20_000,
+            validation_days=7,
+            evaluation_days=7,
+            max_rounds=10,
+        )
+
+    manifest = train(ModelSettings(library="lightgbm", feature_set="taste", params={"num_leaves": 7}))
+    assert manifest["kind"] == "lightgbm" and manifest["features"] == list(TASTE)
+    assert manifest["params"]["num_leaves"] == 7 and manifest["params"]["learning_rate"] == 0.1
+    assert "early_stopping_rounds" not in manifest["params"]  # a training setting, not the model's
+    assert load_ranker(tmp_path / "other").features == list(TASTE)
+    with pytest.raises(ModelError, match="unknown feature set 'nope'"):
+        train(ModelSettings(library="lightgbm", feature_set="nope"))
+    with pytest.raises(ModelError, match="unknown model kind 'xgboost'"):
+        train(ModelSettings(library="xgboost", feature_set="classic"))

@@ -258,7 +258,7 @@ class FeatureStore:
         seconds = np.asarray(seconds, dtype=np.int64)
         n_posts = len(self.post_ids)
         # One request x the whole catalogue (the serving case): index with a scalar request and
-        # a full slice, so per-request values broadcast instead of being gathered 7,023 times.
+        # a full slice, so per-request values broadcast instead of being gathered once per post.
         # Every value is computed by the same operations, so the features are bit-identical.
         single = pair_request is None and len(user_idx) == 1
         if single:

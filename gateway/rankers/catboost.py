@@ -14,7 +14,7 @@ from gateway.fsutil import atomic_path
 from gateway.rankers import oblivious
 from gateway.rankers.compiled import TreeRanker
 from gateway.rankers.model_dir import ModelError
-from gateway.rankers.protocol import Fit
+from gateway.rankers.protocol import Fit, TrainingData
 
 KIND = "catboost"
 MODEL_FILE = "model.cbm"
@@ -34,19 +34,7 @@ DEFAULT_PARAMS = {
 }
 
 
-def fit(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_valid: np.ndarray,
-    y_valid: np.ndarray,
-    *,
-    names: list[str],
-    categorical: list[str],
-    params: dict,
-    seed: int,
-    max_rounds: int | None,
-    model_path: Path,
-) -> Fit:
+def fit(data: TrainingData, params: dict, *, seed: int, max_rounds: int | None, model_path: Path) -> Fit:
     """Boost with overfitting detection on the validation rows; keep the best model.
 
     Categorical codes go in as numbers (CatBoost splits on them like any float): with native
@@ -64,8 +52,8 @@ def fit(
     }
     if max_rounds:
         params["iterations"] = max_rounds
-    train_pool = Pool(x_train, y_train, feature_names=names)
-    valid_pool = Pool(x_valid, y_valid, feature_names=names)
+    train_pool = Pool(data.x_train, data.y_train, feature_names=data.names)
+    valid_pool = Pool(data.x_valid, data.y_valid, feature_names=data.names)
     model = CatBoostClassifier(**params)
     model.fit(train_pool, eval_set=valid_pool, use_best_model=True)
     with atomic_path(model_path) as tmp:

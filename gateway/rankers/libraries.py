@@ -9,7 +9,7 @@ from types import ModuleType
 from gateway.config import ArmSettings
 from gateway.rankers import catboost, lightgbm
 from gateway.rankers.compiled import CompileReport, CompileUnavailable, TreeRanker, compile_ranker
-from gateway.rankers.model_dir import ModelError, check_model_file, read_manifest
+from gateway.rankers.model_dir import MANIFEST, ModelError, check_model_file, read_manifest
 
 LIBRARIES: dict[str, ModuleType] = {module.KIND: module for module in (lightgbm, catboost)}
 
@@ -27,7 +27,7 @@ def library(kind: str, where: object = "model") -> ModuleType:
 def check_model_dir(model_dir: Path) -> dict:
     """The folder's manifest, checked (keys, features, library) without loading the model."""
     manifest = read_manifest(model_dir)
-    library(manifest["kind"], Path(model_dir) / "manifest.json")
+    library(manifest["kind"], Path(model_dir) / MANIFEST)
     return manifest
 
 

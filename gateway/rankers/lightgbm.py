@@ -19,7 +19,7 @@ from gateway.features.store import feature_matrix
 from gateway.fsutil import atomic_path
 from gateway.rankers.compiled import CompileUnavailable, TreeRanker
 from gateway.rankers.model_dir import ModelError
-from gateway.rankers.protocol import Fit
+from gateway.rankers.protocol import Fit, TrainingData
 
 KIND = "lightgbm"
 MODEL_FILE = "model.txt"
@@ -43,19 +43,7 @@ DEFAULT_PARAMS = {
 }
 
 
-def fit(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_valid: np.ndarray,
-    y_valid: np.ndarray,
-    *,
-    names: list[str],
-    categorical: list[str],
-    params: dict,
-    seed: int,
-    max_rounds: int | None,
-    model_path: Path,
-) -> Fit:
+def fit(data: TrainingData, params: dict, *, seed: int, max_rounds: int | None, model_path: Path) -> Fit:
     """Boost with early stopping on the validation rows; write the best iteration to ``model_path``."""
     import lightgbm as lgb
 
@@ -63,8 +51,10 @@ def fit(
     rounds = params.pop("num_boost_round")
     early_stopping = params.pop("early_stopping_rounds")
     params.update(seed=seed, deterministic=True, num_threads=os.cpu_count() or 2, verbosity=-1)
-    dtrain = lgb.Dataset(x_train, y_train, feature_name=names, categorical_feature=categorical)
-    dvalid = lgb.Dataset(x_valid, y_valid, reference=dtrain)
+    dtrain = lgb.Dataset(
+        data.x_train, data.y_train, feature_name=data.names, categorical_feature=data.categorical
+    )
+    dvalid = lgb.Dataset(data.x_valid, data.y_valid, reference=dtrain)
     booster = lgb.train(
         params,
         dtrain,
@@ -75,9 +65,9 @@ def fit(
     )
     with atomic_path(model_path) as tmp:
         booster.save_model(str(tmp), num_iteration=booster.best_iteration)
-    p_valid = booster.predict(x_valid, num_iteration=booster.best_iteration)
+    p_valid = booster.predict(data.x_valid, num_iteration=booster.best_iteration)
     params["num_boost_round"] = booster.best_iteration
-    return Fit(p_valid, params, categorical)
+    return Fit(p_valid, params, data.categorical)
 
 
 def load(model_file: Path, manifest: dict, threads: int = 0) -> LightGBMRanker:

@@ -1,4 +1,4 @@
-"""The ranker interface shared by models and baselines, and what a library's ``fit`` returns."""
+"""The ranker interface shared by models and baselines; what a library's ``fit`` takes and returns."""
 
 from __future__ import annotations
 
@@ -26,6 +26,18 @@ class Ranker(Protocol):
         """(requests, posts) scores; higher is better. ``features`` may carry a precomputed
         ``store.compute(user_idx, seconds)`` so that several rankers share it."""
         ...
+
+
+@dataclass
+class TrainingData:
+    """Feature matrices (columns in ``names`` order) and labels of the training and validation rows."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_valid: np.ndarray
+    y_valid: np.ndarray
+    names: list[str]
+    categorical: list[str]  # the names the library may treat as categorical
 
 
 @dataclass

@@ -1,8 +1,7 @@
 """The world's ground truth: p(like | user, post, time). For judging and simulating only.
 
 No feature, ranker or serving path may import this module (an import contract in pyproject.toml
-enforces it).
-Everything is vectorised over arrays of dense user / post indices and epoch seconds.
+enforces it). Everything is vectorised over arrays of dense user / post indices and epoch seconds.
 """
 
 from __future__ import annotations
