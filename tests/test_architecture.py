@@ -1,11 +1,13 @@
 """What the import contracts (pyproject.toml, run by `lint-imports`) cannot see: no module
 outside the world and the judges names the truth's tables, in SQL or through the world's
-schema. The tables' names come from ``gateway.world.schema``."""
+schema (the tables' names come from ``gateway.world.schema``); and no module the contracts
+keep from the truth imports it by name at run time (``importlib``, a factory string)."""
 
 from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,36 @@ def test_nothing_outside_the_world_and_the_judges_names_the_truth():
         for line, what in truth_references(file.read_text()):
             offences.append(f"{file.relative_to(GATEWAY.parent)}:{line}: {what}")
     assert not offences, "the truth is for judging only:\n" + "\n".join(offences)
+
+
+def _truth_contract() -> dict:
+    config = tomllib.loads((GATEWAY.parent / "pyproject.toml").read_text())
+    contracts = config["tool"]["importlinter"]["contracts"]
+    return next(c for c in contracts if c["type"] == "forbidden" and "gateway.world" in c["forbidden_modules"])
+
+
+def dynamic_imports(source: str, forbidden: list[str]) -> list[tuple[int, str]]:
+    """(line, string) for every string naming a forbidden module, as importlib would take it."""
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, forbidden)) + r")\b")
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and pattern.search(node.value)
+    ]
+
+
+def test_the_dynamic_import_scanner_finds_module_names():
+    snippet = 'importlib.import_module("gateway.world.truth")\nuvicorn.run("gateway.judging.oracle:app")\n'
+    assert [line for line, _ in dynamic_imports(snippet, ["gateway.world", "gateway.judging"])] == [1, 2]
+    assert dynamic_imports('"gateway.worldly"', ["gateway.world"]) == []
+
+
+def test_modules_kept_from_the_truth_do_not_import_it_by_name():
+    contract = _truth_contract()
+    offences = []
+    for module in contract["source_modules"]:
+        path = GATEWAY.parent / module.replace(".", "/")
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]:
+            for line, value in dynamic_imports(file.read_text(), contract["forbidden_modules"]):
+                offences.append(f"{file.relative_to(GATEWAY.parent)}:{line}: {value!r}")
+    assert not offences, "imports of the truth by name:\n" + "\n".join(offences)
