@@ -119,3 +119,18 @@ def test_modules_kept_from_the_truth_do_not_import_it_by_name():
             for line, value in dynamic_imports(file.read_text(), contract["forbidden_modules"]):
                 offences.append(f"{file.relative_to(GATEWAY.parent)}:{line}: {value!r}")
     assert not offences, "imports of the truth by name:\n" + "\n".join(offences)
+
+
+def test_the_readme_architecture_names_every_package_and_module():
+    readme = (GATEWAY.parent / "README.md").read_text()
+    section = readme[readme.index("## Architecture") : readme.index("### Embedded database")]
+    tree = section[section.index("gateway/\n") :]
+    missing = []
+    for file in sorted(GATEWAY.rglob("*.py")):
+        if file.name == "__init__.py" and file.parent != GATEWAY / "cli":
+            name = f"{file.parent.name}/"
+        else:
+            name = file.name
+        if not re.search(rf"(?<![\w.]){re.escape(name)}", tree):
+            missing.append(str(file.relative_to(GATEWAY.parent)))
+    assert not missing, f"README's architecture tree lacks {missing}"
