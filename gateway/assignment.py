@@ -98,6 +98,33 @@ class Experiment:
         return [w / total for w in self.weights]
 
 
+GRID_POINTS = {"md5": 100, "growthbook-v2": 10_000}
+"""How many distinct points in [0, 1) each scheme's hash can produce: bucket/100, n in steps of 1/10000."""
+
+
+def realised_shares(experiment: Experiment) -> tuple[float, ...]:
+    """Each arm's exact share of the in-experiment population, as the hash grid realises the weights.
+
+    The hash puts a user on one of a finite grid of points, each equally likely; an arm
+    gets the points that fall in its range. So the share is a count of grid points, not the
+    configured weight: md5 with three equal weights gives 34/33/33 of 100 buckets. Coverage
+    is applied as in :func:`assign`; points outside every range are not in the experiment and
+    are not counted. Forced overrides and ``enabled`` do not change the shares of the users
+    who are assigned by hash. These are the expected shares for ``srm_check``.
+    """
+    grid = GRID_POINTS[experiment.scheme]
+    ranges = bucket_ranges(experiment.normalized_weights, experiment.coverage)
+    counts = [0] * len(experiment.arms)
+    for k in range(grid):
+        index = choose_variation(k / grid, ranges)
+        if index >= 0:
+            counts[index] += 1
+    total = sum(counts)
+    if total == 0:
+        raise ValueError("no hash point falls in any arm's range: coverage too small for the hash grid")
+    return tuple(c / total for c in counts)
+
+
 @dataclass(frozen=True)
 class Assignment:
     arm: str
