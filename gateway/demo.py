@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 from gateway.analysis.notebook import execute_notebook
 from gateway.analysis.report import analyze_experiment
 from gateway.config import Settings
-from gateway.exposure import exposure_metadata, exposures
+from gateway.exposure import ensure_exposure_table
 from gateway.features.build import build_feature_store
 from gateway.features.dataset import traffic_window
 from gateway.features.store import FeatureStore
@@ -142,7 +142,7 @@ def run_gateway_journey(
     simulation; stop it gracefully (the exposure log flushes); analyse the simulated experiment
     and execute the analysts' notebook on it."""
     token = os.environ.setdefault("RECSYS_ADMIN_TOKEN", secrets.token_hex(16))
-    exposure_metadata.create_all(engine, tables=[exposures])
+    ensure_exposure_table(engine)
     before = _count_exposures(engine)  # count only this run's exposures
     with serve_in_thread(create_app(settings, config_path)) as url:
         stderr.print(f"bench: {bench_requests} requests, 4 clients")

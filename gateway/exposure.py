@@ -20,7 +20,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import Boolean, Column, DateTime, Engine, Float, Integer, MetaData, String, Table, Text, text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+    text,
+)
 
 from gateway.tables import Tables
 
@@ -46,6 +59,24 @@ exposures = Table(
     Column("cold_start", Boolean, nullable=False, default=False),
 )
 _COLUMNS = [c.name for c in exposures.columns]
+
+
+def ensure_exposure_table(engine: Engine) -> None:
+    """Create ``exposures``, or add the columns a newer gateway logs to an older table.
+
+    Columns added after the first release are nullable, so rows written by an older gateway
+    stay valid; nothing is ever dropped or retyped."""
+    exposure_metadata.create_all(engine, tables=[exposures])
+    present = {c["name"] for c in inspect(engine).get_columns(Tables.EXPOSURES)}
+    missing = [c for c in exposures.columns if c.name not in present]
+    if not missing:
+        return
+    with engine.begin() as conn:
+        for column in missing:
+            if not column.nullable:
+                raise RuntimeError(f"cannot add NOT NULL column {column.name!r} to an existing exposures table")
+            kind = column.type.compile(dialect=engine.dialect)
+            conn.execute(text(f"ALTER TABLE {Tables.EXPOSURES} ADD COLUMN {column.name} {kind}"))
 
 
 @dataclass
@@ -102,7 +133,7 @@ class SqlExposureSink:
         self._ready = False
 
     def ensure_table(self) -> None:
-        exposure_metadata.create_all(self.engine, tables=[exposures])
+        ensure_exposure_table(self.engine)
         self._ready = True
 
     def write(self, batch: list[Exposure]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import pytest
+
 from gateway.exposure import Exposure, ExposureWriter, MemoryExposureSink, SqlExposureSink
 from gateway.storage import connect, read_frame
 
@@ -67,3 +69,30 @@ def test_sql_sink_is_idempotent(tmp_path):
     sink.write(batch[:10])
     rows = read_frame(engine, "SELECT request_id, post_ids FROM exposures")
     assert len(rows) == 20 and rows["post_ids"].iloc[0] == "[3, 1, 2]"
+
+
+def test_an_older_exposures_table_gains_the_new_columns(tmp_path):
+    """A table written by an older gateway (fewer columns) is extended, its rows kept."""
+    from sqlalchemy import text
+
+    from gateway.exposure import ensure_exposure_table, exposures
+
+    engine = connect(f"sqlite:///{tmp_path / 'old.db'}", create=True)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE exposures (request_id VARCHAR(64) PRIMARY KEY, user_id INTEGER)"))
+        conn.execute(text("INSERT INTO exposures VALUES ('old-1', 7)"))
+    with pytest.raises(RuntimeError, match="NOT NULL"):  # required columns cannot be added later
+        ensure_exposure_table(engine)
+    engine = connect(f"sqlite:///{tmp_path / 'older.db'}", create=True)
+    nullable = [c for c in exposures.columns if c.nullable]
+    keep = [c for c in exposures.columns if not c.nullable]
+    with engine.begin() as conn:
+        ddl = ", ".join(f"{c.name} {c.type.compile(dialect=engine.dialect)}" for c in keep)
+        conn.execute(text(f"CREATE TABLE exposures ({ddl}, PRIMARY KEY (request_id))"))
+    ensure_exposure_table(engine)
+    ensure_exposure_table(engine)  # idempotent
+    columns = set(read_frame(engine, "SELECT * FROM exposures").columns)
+    assert {c.name for c in nullable} <= columns
+    sink = SqlExposureSink(engine)
+    sink.write([_exposure(1)])
+    assert len(read_frame(engine, "SELECT request_id FROM exposures")) == 1
