@@ -86,6 +86,17 @@ class ServingSettings(BaseModel):
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = Field("recsys", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     redis_local_fallback: bool = True
+    # How moods are embedded: "tfidf" (the feature store's text space) or "vectors:<dir>" (a
+    # word-vector model directory, README "Moods"); None lexicon = the packaged one.
+    mood_encoder: str = "tfidf"
+    mood_lexicon: Path | None = None
+
+    @field_validator("mood_encoder")
+    @classmethod
+    def _known_mood_encoder(cls, value: str) -> str:
+        if value != "tfidf" and not (value.startswith("vectors:") and value[len("vectors:") :].strip()):
+            raise ValueError(f"unknown mood_encoder {value!r}: use tfidf or vectors:<directory>")
+        return value
 
     @field_validator("online_store")
     @classmethod

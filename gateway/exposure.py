@@ -57,6 +57,7 @@ exposures = Table(
     Column("topic", String(32), nullable=True),
     Column("mood", String(200), nullable=True),
     Column("cold_start", Boolean, nullable=False, default=False),
+    Column("mood_matched", Boolean, nullable=True),  # NULL: no mood (or logged before this column)
 )
 _COLUMNS = [c.name for c in exposures.columns]
 
@@ -95,6 +96,7 @@ class Exposure:
     topic: str | None = None
     mood: str | None = None
     cold_start: bool = False
+    mood_matched: bool | None = None
 
     def to_row(self) -> dict:
         row = asdict(self)

@@ -96,3 +96,34 @@ def test_an_older_exposures_table_gains_the_new_columns(tmp_path):
     sink = SqlExposureSink(engine)
     sink.write([_exposure(1)])
     assert len(read_frame(engine, "SELECT request_id FROM exposures")) == 1
+
+
+def test_mood_matched_is_added_to_a_table_of_the_previous_release_and_old_lines_load(tmp_path):
+    """The exposures table as the gateway before `mood_matched` wrote it gains the column
+    (NULL for its rows); a spill/journal line written then still loads."""
+    from dataclasses import replace
+
+    from sqlalchemy import text
+
+    from gateway.exposure import ensure_exposure_table, exposures
+
+    engine = connect(f"sqlite:///{tmp_path / 'previous.db'}", create=True)
+    previous = [c for c in exposures.columns if c.name != "mood_matched"]
+    with engine.begin() as conn:
+        ddl = ", ".join(f"{c.name} {c.type.compile(dialect=engine.dialect)}" for c in previous)
+        conn.execute(text(f"CREATE TABLE exposures ({ddl}, PRIMARY KEY (request_id))"))
+    old = _exposure(1)
+    old_line = old.to_json().replace(', "mood_matched": null', "")
+    assert "mood_matched" not in old_line
+    loaded = Exposure.from_json(old_line)
+    assert loaded.mood_matched is None and loaded.request_id == old.request_id
+    with engine.begin() as conn:  # a row the previous gateway wrote
+        row = {k: v for k, v in old.to_row().items() if k != "mood_matched"}
+        conn.execute(
+            text(f"INSERT INTO exposures ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})"), row
+        )
+    SqlExposureSink(engine).write([replace(_exposure(2), mood="xyzzy", mood_matched=False)])
+    rows = read_frame(engine, "SELECT mood, mood_matched FROM exposures ORDER BY user_id")
+    assert rows["mood"].isna().tolist() == [True, False]
+    assert rows["mood_matched"].isna().tolist() == [True, False] and not rows["mood_matched"].iloc[1]
+    ensure_exposure_table(engine)  # idempotent

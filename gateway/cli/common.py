@@ -37,7 +37,11 @@ def known_errors() -> tuple[type[BaseException], ...]:
     """Errors the user can act on (imported on demand: most commands never see them)."""
     from gateway.analysis.report import AnalysisError
     from gateway.features.artifacts import FeatureStoreError
+    from gateway.features.mood_encoder import MoodEncoderError
+    from gateway.features.mood_lexicon import LexiconError
+    from gateway.features.mood_text import MoodTextError
     from gateway.features.redis_history import OnlineStoreError
+    from gateway.features.word_vectors import WordVectorsError
     from gateway.judging.simulation import SimulationError
     from gateway.loadtest.bench import BenchError
     from gateway.loadtest.soak import SoakError
@@ -58,6 +62,10 @@ def known_errors() -> tuple[type[BaseException], ...]:
         PairsFileError,
         UnknownIdError,
         FeatureStoreError,
+        LexiconError,
+        MoodEncoderError,
+        MoodTextError,
+        WordVectorsError,
         ModelError,
         CompileUnavailable,
         OnlineStoreError,

@@ -50,41 +50,100 @@ def fit_text_space(
     return space, embedding, kmeans.labels_.astype(np.int64)
 
 
-_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token_pattern
+TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token_pattern
 
 
-class MoodEncoder:
-    """Embeds short free texts (moods) into the posts' TF-IDF + SVD space, per request.
+def term_weights(
+    index: dict[str, int], idf: np.ndarray, terms: list[str]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Columns and L2-normalised sublinear TF-IDF weights of the known terms (None if none is
+    known): what ``TfidfVectorizer(sublinear_tf=True)`` gives a text made of these terms."""
+    counts: dict[int, int] = {}
+    for token in terms:
+        j = index.get(token)
+        if j is not None:
+            counts[j] = counts.get(j, 0) + 1
+    if not counts:
+        return None
+    cols = np.fromiter(counts, dtype=np.int64)
+    weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64))) * idf[cols]
+    return cols, weights / np.linalg.norm(weights)
+
+
+class TermProjection:
+    """Sublinear TF-IDF weights of a few words, projected by a (dims × vocabulary) matrix and
+    L2-normalised: the SVD components map words into the posts' 16-d text space; word vectors
+    (``features/word_vectors.py``) map them into a model's space the same way.
 
     Reproduces ``TfidfVectorizer(sublinear_tf=True, stop_words="english")`` + the SVD
-    projection of the offline build without constructing a vectorizer per call (a test
-    checks it against scikit-learn).
+    projection of the offline build, without constructing a vectorizer per call (a test checks
+    it against scikit-learn).
     """
 
     def __init__(self, vocabulary: list[str], idf: np.ndarray, components: np.ndarray) -> None:
         self.index = {word: i for i, word in enumerate(vocabulary)}
         self.idf = np.asarray(idf, dtype=np.float64)
-        self.components = np.asarray(components, dtype=np.float64)  # (dims, vocabulary)
+        self.components = np.asarray(components)  # (dims, vocabulary); a column is a word's image
 
     @classmethod
-    def load(cls, path) -> MoodEncoder:
+    def load(cls, path) -> TermProjection:
+        """The feature store's text space (``text_space.npz``)."""
         data = np.load(path)
         return cls(data["vocabulary"].tolist(), data["idf"], data["components"])
 
+    def knows(self, word: str) -> bool:
+        return word in self.index
+
     def embed(self, text: str) -> np.ndarray:
-        """L2-normalised embedding; all zeros when no word of the text is in the vocabulary."""
-        counts: dict[int, int] = {}
-        for token in _TOKEN.findall(text.lower()):
-            if token in ENGLISH_STOP_WORDS:
-                continue
-            j = self.index.get(token)
-            if j is not None:
-                counts[j] = counts.get(j, 0) + 1
-        if not counts:
+        """A text cut as scikit-learn cuts it (stop words dropped), embedded by ``embed_terms``."""
+        return self.embed_terms([t for t in TOKEN.findall(text.lower()) if t not in ENGLISH_STOP_WORDS])
+
+    def embed_terms(self, terms: list[str]) -> np.ndarray:
+        """L2-normalised embedding; all zeros when no term is in the vocabulary."""
+        found = term_weights(self.index, self.idf, terms)
+        if found is None:
             return np.zeros(self.components.shape[0], dtype=np.float32)
-        cols = np.fromiter(counts, dtype=np.int64)
-        weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64))) * self.idf[cols]
-        weights /= np.linalg.norm(weights)
+        cols, weights = found
         vector = self.components[:, cols] @ weights
         norm = np.linalg.norm(vector)
         return (vector / norm if norm > 0 else vector).astype(np.float32)
+
+
+class PostTfidf:
+    """The catalogue's posts as L2-normalised sublinear TF-IDF rows in the store's vocabulary
+    (built at start-up from the texts), for the cosine of a few words with every post.
+
+    Exact where the 16-d SVD blurs: small sub-topics (elections, markets, startups) have no
+    direction of their own among 16, so their words land on a neighbour's posts there.
+    """
+
+    def __init__(self, vocabulary: list[str], idf: np.ndarray, texts: list[str]) -> None:
+        vectorizer = TfidfVectorizer(vocabulary=vocabulary, sublinear_tf=True, stop_words="english")
+        vectorizer.idf_ = np.asarray(idf, dtype=np.float64)
+        columns = vectorizer.transform(texts).tocsc()
+        data = columns.data.astype(np.float32)
+        bounds = list(zip(columns.indptr[:-1], columns.indptr[1:], strict=True))
+        self.rows = [columns.indices[lo:hi] for lo, hi in bounds]  # posts that use word j
+        self.values = [data[lo:hi] for lo, hi in bounds]  # and its weight in each of them
+        self.index = {word: i for i, word in enumerate(vocabulary)}
+        self.idf = vectorizer.idf_
+        self.posts = len(texts)
+
+    @classmethod
+    def load(cls, path, texts: list[str]) -> PostTfidf:
+        """The feature store's vocabulary and IDF (``text_space.npz``) over ``texts``."""
+        data = np.load(path)
+        return cls(data["vocabulary"].tolist(), data["idf"], texts)
+
+    def knows(self, word: str) -> bool:
+        return word in self.index
+
+    def similarity(self, terms: list[str]) -> np.ndarray | None:
+        """Cosine of the terms (as one short text) with every post; None if no term is known."""
+        found = term_weights(self.index, self.idf, terms)
+        if found is None:
+            return None
+        cols, weights = found[0].tolist(), found[1].tolist()
+        rows = np.concatenate([self.rows[j] for j in cols])
+        values = np.concatenate([self.values[j] * w for j, w in zip(cols, weights, strict=True)])
+        return np.bincount(rows, values, minlength=self.posts)

@@ -21,12 +21,11 @@ from fastapi.responses import JSONResponse
 
 from gateway.config import Settings, load_settings
 from gateway.exposure import Exposure, ExposureSink, ExposureWriter, SqlExposureSink
-from gateway.features import artifacts as A
 from gateway.features.artifacts import current_store_dir
 from gateway.features.redis_history import RedisHistory
 from gateway.features.store import FeatureStore
-from gateway.features.text import MoodEncoder
 from gateway.serving.limits import BodySizeLimit
+from gateway.serving.moods import configured_encoder
 from gateway.serving.prometheus import Metrics
 from gateway.serving.routes import catalogue, events, ops, recommendations
 from gateway.serving.state import Catalogue, ReloadError, ServingState, build_snapshot, compile_in_background
@@ -85,7 +84,7 @@ def create_app(
         store = FeatureStore.load(store_dir, keep_log=False)
         app.state.store = store
         app.state.catalogue = Catalogue.load(store_dir, store)
-        app.state.mood_encoder = MoodEncoder.load(store_dir / A.TEXT_SPACE)
+        app.state.mood_encoder = configured_encoder(cfg, store_dir, app.state.catalogue)
         app.state.serving = ServingState(build_snapshot(config_path, store, cfg))
         compile_in_background(app.state.serving.snapshot)
         app.state.config_path = config_path

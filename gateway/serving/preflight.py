@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from gateway.config import Settings
 from gateway.features import artifacts
+from gateway.features.mood_encoder import check_mood_settings
 from gateway.features.redis_history import open_client
 from gateway.rankers.libraries import check_model_dir
 
@@ -15,6 +16,7 @@ def preflight(settings: Settings, workers: int = 1) -> list[str]:
     store_dir = artifacts.current_store_dir(settings.paths.features_dir)
     for arm in settings.experiment.arms:
         check_model_dir(arm.model)
+    check_mood_settings(settings.serving.mood_encoder, settings.serving.mood_lexicon)
     if settings.serving.online_store == "redis":
         version = artifacts.read_manifest(store_dir)["version"]
         open_client(settings.serving.redis_url, settings.serving.redis_prefix, version).close()

@@ -3,7 +3,8 @@ posts liked before t, re-rank by mood, filter by topic, take the top ``limit``. 
 
 Mood blend (documented in config.yaml): ``(1 - w) * z(base) + w * z(cosine(mood, post))``,
 where ``base`` is the model's log-odds (or, for cold start, log1p of the post's likes before
-the request's day), ``z`` standardises over the catalogue and ``w = serving.mood_weight``.
+the request's day), ``z`` standardises over the catalogue and ``w = serving.mood_weight``;
+``mood`` is the mood's cosine with every post (``features.mood_encoder``).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def recommend(
         base = logit(np.clip(p, 1e-9, 1 - 1e-9))
         excluded = [store.liked_before(user_idx, seconds)]
         version, cold = snapshot.versions[assignment.arm], False
-    scores = base if mood is None else mood_blend(base, store.post_emb @ mood, mood_weight)
+    scores = base if mood is None else mood_blend(base, mood, mood_weight)
     if topic is not None:
         scores = np.where(catalogue.topic_codes == catalogue.topic_names.index(topic), scores, -np.inf)
     best = top_k(scores[None, :], limit, excluded)[0]

@@ -11,9 +11,18 @@ class PostOut(BaseModel):
     topic: str
 
 
+class MoodOut(BaseModel):
+    matched: bool = Field(
+        description="False when no word of the mood reached content: the feed is then the one without a mood"
+    )
+    words: list[str] = Field(description="Typed words, phrases or emoji that steer the feed")
+    ignored: list[str] = Field(description="Typed words or emoji that matched nothing (common words are not listed)")
+
+
 class RecommendationResponse(BaseModel):
     exp_group: str = Field(description="The arm that served this request: control or test")
     recommendations: list[PostOut]
+    mood: MoodOut | None = Field(None, description="How the request's mood was understood (only when one was sent)")
 
 
 class UserOut(BaseModel):

@@ -15,6 +15,7 @@ import pandas as pd
 from gateway.assignment import Experiment
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.features import artifacts as A
+from gateway.features.mood_lexicon import Lexicon, LexiconError, default_lexicon
 from gateway.features.store import FeatureStore
 from gateway.rankers.compiled import compile_ranker
 from gateway.rankers.libraries import load_ranker
@@ -54,6 +55,7 @@ class Snapshot:
     versions: dict[str, str]
     config_path: str
     mood_weight: float = 0.5
+    mood_lexicon: Lexicon = field(default_factory=default_lexicon)
     pending_compile: tuple = ()  # (ranker, probe features) still on the native predictor
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
@@ -85,6 +87,10 @@ def build_snapshot(
         experiment = experiment_from(settings)
     except (ConfigError, ValueError) as exc:
         raise ReloadError(f"invalid config: {exc}") from exc
+    try:
+        lexicon = Lexicon.load(settings.serving.mood_lexicon)
+    except LexiconError as exc:
+        raise ReloadError(str(exc)) from exc
     rankers, versions, pending = {}, {}, []
     probe_user = np.array([0])
     probe_time = np.array([store.manifest["day0"] + 86400 * max(store.manifest["days"] - 1, 0) + 12 * 3600])
@@ -114,6 +120,7 @@ def build_snapshot(
         versions=versions,
         config_path=str(config_path or ""),
         mood_weight=settings.serving.mood_weight,
+        mood_lexicon=lexicon,
         pending_compile=tuple((ranker, probe) for ranker in pending),
     )
 

@@ -128,11 +128,11 @@ def _with_view(events: dict, user: int, post: int, second: int) -> dict:
 
 
 def test_mood_encoder_matches_scikit_learn(tiny_store_dir):
-    from gateway.features.text import MoodEncoder, TextSpace
+    from gateway.features.text import TermProjection, TextSpace
 
     data = np.load(tiny_store_dir / "text_space.npz")
     space = TextSpace(data["vocabulary"].tolist(), data["idf"], data["components"], data["centers"])
-    encoder = MoodEncoder.load(tiny_store_dir / "text_space.npz")
+    encoder = TermProjection.load(tiny_store_dir / "text_space.npz")
     texts = [
         "A scary horror film with zombies, zombies!",
         "football goal penalty",

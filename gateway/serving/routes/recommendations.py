@@ -13,6 +13,9 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from redis.exceptions import RedisError
 
 from gateway.exposure import Exposure
+from gateway.features.mood_encoder import MoodEncoder, MoodMatch
+from gateway.features.mood_lexicon import Lexicon
+from gateway.features.mood_text import MOOD_PATTERN, MoodTextError
 from gateway.features.redis_history import RedisHistory
 from gateway.features.store import FeatureStore
 from gateway.serving.deps import CatalogueDep, MetricsDep, StateDep, StoreDep, WriterDep
@@ -29,19 +32,13 @@ EPOCH = datetime(1970, 1, 1)
 MAX_MOOD = 200
 
 
-# Plain text with at least one letter; no control characters except tab, no U+FFFD.
-MOOD_PATTERN = r"^[^\x00-\x08\x0a-\x1f\x7f\ufffd]*[^\W\d_][^\x00-\x08\x0a-\x1f\x7f\ufffd]*$"
-_MOOD = re.compile(MOOD_PATTERN)
-
-
-def validate_mood(mood: str) -> str:
-    """A mood is short human text: not empty, no control characters, at least one letter."""
-    text = mood.strip()
-    if not text:
-        raise HTTPException(422, "mood must not be empty")
-    if not _MOOD.match(text):
-        raise HTTPException(422, "mood must be plain text with words (no control or undecodable characters)")
-    return text
+def read_mood(encoder: MoodEncoder, mood: str, lexicon: Lexicon) -> MoodMatch:
+    """The mood's similarity with every post and what was understood; 422 (plain message) for
+    a mood without any letter or emoji, or with a control character."""
+    try:
+        return encoder.encode(mood, lexicon)
+    except MoodTextError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 def user_view(history: RedisHistory, store: FeatureStore, user_id: int, metrics: Metrics) -> FeatureStore:
@@ -72,7 +69,7 @@ def to_epoch_seconds(when: datetime) -> int:
     response_model=RecommendationResponse,
     responses={
         404: {"model": Message, "description": "Unknown user"},
-        422: {"description": "Invalid id, time, limit or topic"},
+        422: {"model": Message, "description": "Invalid id, time, limit, topic, or a mood without words"},
         503: {"model": Message, "description": "Redis online store unavailable (without a local copy)"},
     },
     summary="Top posts for a user at a time, from the user's experiment arm",
@@ -94,8 +91,15 @@ def get_recommendations(
         str | None,
         Query(
             max_length=MAX_MOOD,
-            pattern=MOOD_PATTERN,
-            description="Free text (≤ 200 chars, at least one letter): re-rank toward posts whose text matches it",
+            # Documented, not validated by FastAPI (its message would quote the expression): the
+            # encoder checks exactly this rule and says what is wrong in words.
+            json_schema_extra={"pattern": MOOD_PATTERN},
+            description=(
+                "Words or emoji (≤ 200 chars), e.g. football, want to laugh, ⚽: re-rank toward posts that "
+                "match it (emoji count as their Unicode names; feelings reach content through the mood "
+                "lexicon). The response's `mood` says what was understood. Without any letter or emoji, "
+                "or with a control character: 422 with a plain message"
+            ),
         ),
     ] = None,
     x_request_id: Annotated[str | None, Header(description="Optional caller-chosen request id")] = None,
@@ -104,14 +108,14 @@ def get_recommendations(
     snapshot = state.snapshot  # one reference for the whole request: a reload cannot split it
     if topic is not None and topic not in catalogue.topic_names:
         raise HTTPException(422, f"unknown topic {topic!r}; valid topics: {', '.join(catalogue.topic_names)}")
-    mood_text = validate_mood(mood) if mood is not None else None
-    mood_vector = request.app.state.mood_encoder.embed(mood_text) if mood_text else None
+    moody = read_mood(request.app.state.mood_encoder, mood, snapshot.mood_lexicon) if mood is not None else None
+    mood_similarity = moody.similarity if moody else None
     seconds = to_epoch_seconds(time_)
     if request.app.state.history is not None:
         store = user_view(request.app.state.history, store, id, metrics)
     try:
         result = recommend(
-            snapshot, store, catalogue, id, seconds, limit, topic, mood_vector, snapshot.mood_weight
+            snapshot, store, catalogue, id, seconds, limit, topic, mood_similarity, snapshot.mood_weight
         )
     except UnknownUserError as exc:
         metrics.requests.labels("recommendations", "none", "none", "404").inc()
@@ -128,6 +132,7 @@ def get_recommendations(
                 {"id": pid, "text": catalogue.texts[i], "topic": catalogue.topics[i]}
                 for pid, i in zip(post_ids, result.post_idx, strict=True)
             ],
+            **({"mood": moody.as_json()} if moody else {}),
         }
     )
     latency = time.perf_counter() - started
@@ -145,8 +150,9 @@ def get_recommendations(
             post_ids=post_ids,
             latency_ms=round(latency * 1000, 3),
             topic=topic,
-            mood=mood_text,
+            mood=mood.strip() if moody else None,
             cold_start=result.cold_start,
+            mood_matched=moody.matched if moody else None,
         )
     )
     metrics.requests.labels("recommendations", arm, version, "200").inc()
