@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from gateway.cli import analyze, data, demo, evaluate, features, loadtest, serve, simulate, train, world
+from gateway.cli import analyze, data, demo, evaluate, features, loadtest, mood, serve, simulate, train, world
 from gateway.cli.common import err
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.add_typer(features.app, name="features")
 app.add_typer(features.online_app, name="online")
 app.add_typer(train.app, name="train")
 app.add_typer(analyze.app, name="analyze")
+app.add_typer(mood.app, name="mood")
 
 
 def main() -> None:

@@ -60,3 +60,13 @@ def liked_before(engine: Engine, pairs: pd.DataFrame) -> np.ndarray:
     likes = first_like_times(engine, pairs["user_id"].to_numpy())
     merged = pairs[["user_id", "post_id", "timestamp"]].merge(likes, on=["user_id", "post_id"], how="left")
     return (merged["first_like"] < merged["timestamp"]).to_numpy()
+
+
+def post_subtopics(engine: Engine) -> dict[int, str]:
+    """Each post's sub-topic as ``topic/sub`` (the truth's; for judging only)."""
+    from gateway.world.params import SUBTOPIC_NAMES
+
+    frame = read_frame(engine, "SELECT post_id, subtopic FROM world_posts")
+    return {
+        int(p): "/".join(SUBTOPIC_NAMES[int(s)]) for p, s in zip(frame["post_id"], frame["subtopic"], strict=True)
+    }
