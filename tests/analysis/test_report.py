@@ -29,7 +29,7 @@ def _db(tmp_path, rows, likes):
     frame["mood"] = None
     frame["post_ids"] = frame["post_ids"].map(json.dumps)
     frame["in_experiment"] = frame["in_experiment"].astype(int)
-    bulk_insert(engine, exposures, frame[[c.name for c in exposures.columns]])
+    bulk_insert(engine, exposures, frame.reindex(columns=[c.name for c in exposures.columns]))  # later nullable columns: NULL
     if likes:
         lk = pd.DataFrame(likes, columns=["timestamp", "user_id", "post_id"])
         lk["action"], lk["target"] = "like", 0
