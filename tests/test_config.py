@@ -99,3 +99,15 @@ def test_other_invalid_values_keep_their_messages(tmp_path):
         _load(tmp_path, {"serving": {"mood_weight": 3}})
     with pytest.raises(ConfigError, match="greater than or equal to 0"):
         _load(tmp_path, {"experiment": {"interleave_weight": -1}})
+
+
+def test_serve_refuses_to_start_on_an_unknown_key(tmp_path):
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"experiment": {"arms": [{"name": "control", "wieght": 1, "model": "m"}]}}))
+    result = CliRunner().invoke(app, ["serve", "--config", str(config)], env={"COLUMNS": "300"})
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "unknown key 'wieght' in section experiment.arms[0]" in " ".join(result.output.split())

@@ -30,7 +30,7 @@ from gateway.features.text import MoodEncoder
 from gateway.serving.limits import BodySizeLimit
 from gateway.serving.prometheus import Metrics
 from gateway.serving.routes import catalogue, events, ops, recommendations
-from gateway.serving.shadow import ShadowScorer
+from gateway.serving.shadow import CountRequests, Idle, ShadowScorer
 from gateway.serving.state import Catalogue, ReloadError, ServingState, build_snapshot, compile_in_background
 from gateway.storage.engine import make_engine
 
@@ -134,7 +134,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.metrics = Metrics()
+    app.state.idle = Idle()  # requests in flight: the shadow scorer works in the gaps
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(CountRequests, idle=app.state.idle)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -171,7 +173,11 @@ def _start_shadow(app: FastAPI, cfg: Settings, sink: ExposureSink | None) -> Sha
     ).start()
     _claim_orphan_spills(spill_dir, spill, writer, SHADOW_FILES)
     return ShadowScorer(
-        writer, app.state.metrics.registry, max_queue=cfg.serving.shadow_queue, nice=cfg.serving.shadow_nice
+        writer,
+        app.state.metrics.registry,
+        max_queue=cfg.serving.shadow_queue,
+        nice=cfg.serving.shadow_nice,
+        idle=app.state.idle,
     ).start()
 
 

@@ -7,6 +7,7 @@ import os
 import re
 import threading
 
+import numpy as np
 import yaml
 from fastapi.testclient import TestClient
 
@@ -96,13 +97,13 @@ def test_overload_drops_shadow_work_and_counts_it(tiny_db, tiny_store_dir, tiny_
     sink, app = _serve(config)
     with TestClient(app) as client:
         shadow = app.state.serving.snapshot.shadows["test"]
-        score, gate = shadow.score, threading.Event()
+        predict, gate = shadow.predict, threading.Event()
 
         def stuck(*args, **kwargs):  # the shadow worker cannot keep up: it waits until released
             gate.wait(30)
-            return score(*args, **kwargs)
+            return predict(*args, **kwargs)
 
-        shadow.score = stuck
+        shadow.predict = stuck
         users = _users(app, tiny_store, "test", 15)
         for i, user in enumerate(users):
             _get(client, f"ov-{i}", user)
@@ -181,3 +182,23 @@ def test_the_shadow_thread_lowers_its_own_priority_only():
     assert seen == {"changed": True, "nice": 19}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 19  # this thread is untouched
     assert lower_priority(0) is False
+
+
+def test_scoring_in_chunks_between_requests_gives_the_same_scores(tiny_store, tiny_models):
+    from gateway.rankers.libraries import load_ranker
+    from gateway.serving.shadow import CHUNK_ROWS, Idle, predict_in_gaps
+
+    ranker = load_ranker(tiny_models / "control", threads=1)
+    features = tiny_store.compute([3], [tiny_store.manifest["day0"] + 20 * 86400])
+    rows = len(tiny_store.post_ids)
+    gaps = []
+    scores, busy = predict_in_gaps(ranker, features, rows, lambda: gaps.append(1))
+    assert len(gaps) == -(-rows // CHUNK_ROWS) and busy > 0
+    assert np.array_equal(scores, ranker.predict(features))
+    idle = Idle()
+    idle.enter()
+    idle.enter()
+    idle.leave()
+    assert not idle.wait(0)  # one request still in flight
+    idle.leave()
+    assert idle.wait(0)
