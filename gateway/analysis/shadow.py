@@ -5,7 +5,7 @@ requests it scored, those it was asked to score but did not (exposures naming it
 ``shadow_version`` without a shadow row: dropped under overload, or lost in a crash), errors,
 its scoring latency p50/p99, and the overlap of its top 5 with the served top 5 (Jaccard and
 rank-biased overlap, p = 0.9), averaged over the requests it scored without error. Quality
-under the truth is judged elsewhere (``gateway.judging.shadow``): analysis never reads it.
+under the truth is judged by the judging layer (its shadow module): analysis never reads it.
 """
 
 from __future__ import annotations

@@ -132,24 +132,10 @@ def analyze_validate(
     if mode not in MODES:
         raise UserError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     if mode == "interleave":
-        from gateway.judging.interleaving import validate_interleaving_on_world
-
-        checked = validate_interleaving_on_world(
-            settings_from(config),
-            store_from(features_dir, config),
-            engine_from(db, config),
-            runs=runs,
-            seed=seed,
-            users=users,
-        )
-        if as_json:
-            print(json.dumps(checked.as_json()))
-        else:
-            print_interleave_validation(checked.as_json())
-        return
-    from gateway.judging.validation import validate_on_world
-
-    result = validate_on_world(
+        from gateway.judging.interleaving import validate_interleaving_on_world as validate_world
+    else:
+        from gateway.judging.validation import validate_on_world as validate_world
+    result = validate_world(
         settings_from(config),
         store_from(features_dir, config),
         engine_from(db, config),
@@ -159,6 +145,9 @@ def analyze_validate(
     )
     if as_json:
         print(json.dumps(result.as_json()))
+        return
+    if mode == "interleave":
+        print_interleave_validation(result.as_json())
         return
     console.print(
         f"{result.runs} runs each, {result.users:,} users, {result.requests:,} requests per run\n"

@@ -4,11 +4,9 @@ simulation, the analysis and the judges; and the in-process interleaving validat
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from gateway.analysis.report import analyze_experiment
@@ -26,11 +24,10 @@ from gateway.judging.interleaving import (
 )
 from gateway.judging.oracle import OracleRanker
 from gateway.judging.shadow import judge_shadow
-from gateway.judging.simulation import default_start, simulate
 from gateway.rankers.libraries import load_arm_rankers
 from gateway.storage import connect, read_frame
 from gateway.world.load import load_truth
-from tests.conftest import SIM_TOKEN, LiveServer, write_config
+from tests.conftest import SHADOW_TEST_SERVING, shadowed_arms, simulate_on_copy
 
 REQUESTS = 450
 
@@ -39,48 +36,17 @@ REQUESTS = 450
 def simulated_modes(tiny_db, tiny_store_dir, tiny_models, tmp_path_factory):
     """A copy of the tiny world after 450 simulated requests through a live gateway with a third
     of the users interleaved and the test arm shadowed by the control model."""
-    root = tmp_path_factory.mktemp("modes")
-    shutil.copy(tiny_db.removeprefix("sqlite:///"), root / "world.db")
-    db = f"sqlite:///{root / 'world.db'}"
-    arms = [
-        {"name": "control", "weight": 1, "model": str(tiny_models / "control")},
-        {
-            "name": "test",
-            "weight": 1,
-            "model": str(tiny_models / "test"),
-            "shadow": str(tiny_models / "control"),
-        },
-    ]
-    config = write_config(
-        root / "config.yaml",
-        db=db,
+    return simulate_on_copy(
+        tiny_db,
+        tmp_path_factory.mktemp("modes"),
+        requests=REQUESTS,
+        seed=5,
         features_dir=tiny_store_dir.parent,
         models=tiny_models,
-        arms=arms,
+        arms=shadowed_arms(tiny_models, weight=1),
         interleave_weight=1,
+        serving=SHADOW_TEST_SERVING,
     )
-    data = yaml.safe_load(config.read_text())
-    data["serving"] = {"shadow_nice": 0}  # a shared test machine must not starve the shadow thread
-    config.write_text(yaml.safe_dump(data))
-    engine = connect(db)
-    server = LiveServer(config, {"RECSYS_ADMIN_TOKEN": SIM_TOKEN})
-    try:
-        start = default_start(engine)
-        report = simulate(
-            server.url,
-            engine,
-            load_truth(engine),
-            admin_token=SIM_TOKEN,
-            users=150,
-            requests=REQUESTS,
-            start=start,
-            days=2,
-            seed=5,
-            concurrency=3,
-        )
-    finally:
-        server.stop()
-    return {"db": db, "config": config, "engine": engine, "report": report, "start": start}
 
 
 def test_every_request_is_served_in_one_of_three_groups(simulated_modes):

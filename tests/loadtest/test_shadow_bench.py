@@ -7,27 +7,18 @@ import yaml
 
 from gateway.loadtest.bench import BenchError
 from gateway.loadtest.shadow_bench import compare_shadow, without_shadows
-from tests.conftest import write_config
+from tests.conftest import SHADOW_TEST_SERVING, shadowed_arms, write_config
 
 
 def _config(tmp_path, tiny_db, tiny_store_dir, tiny_models, *, shadow: bool):
-    arms = [
-        {"name": "control", "weight": 50, "model": str(tiny_models / "control")},
-        {"name": "test", "weight": 50, "model": str(tiny_models / "test")},
-    ]
-    if shadow:
-        arms[1]["shadow"] = str(tiny_models / "control")
-    config = write_config(
+    return write_config(
         tmp_path / "config.yaml",
         db=tiny_db,
         features_dir=tiny_store_dir.parent,
         models=tiny_models,
-        arms=arms,
+        arms=shadowed_arms(tiny_models, shadow=shadow),
+        serving=SHADOW_TEST_SERVING,
     )
-    data = yaml.safe_load(config.read_text())
-    data["serving"] = {"shadow_nice": 0}
-    config.write_text(yaml.safe_dump(data))
-    return config
 
 
 def test_without_shadows_needs_a_shadow(tmp_path, tiny_db, tiny_store_dir, tiny_models):

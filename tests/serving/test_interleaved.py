@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from gateway.assignment import INTERLEAVED, assign
@@ -18,23 +17,13 @@ from tests.conftest import write_config
 WHEN = "2021-12-20T19:00:00"
 
 
-def configure(path, tiny_db, tiny_store_dir, tiny_models, serving: dict | None = None, **experiment):
-    """``write_config`` plus a ``serving:`` section."""
-    write_config(path, db=tiny_db, features_dir=tiny_store_dir.parent, models=tiny_models, **experiment)
-    if serving:
-        data = yaml.safe_load(path.read_text())
-        data["serving"] = serving
-        path.write_text(yaml.safe_dump(data))
-    return path
-
-
 @pytest.fixture(scope="module")
 def interleaved(tiny_db, tiny_store_dir, tiny_models, tmp_path_factory):
-    config = configure(
+    config = write_config(
         tmp_path_factory.mktemp("interleaved") / "config.yaml",
-        tiny_db,
-        tiny_store_dir,
-        tiny_models,
+        db=tiny_db,
+        features_dir=tiny_store_dir.parent,
+        models=tiny_models,
         interleave_weight=100,
     )
     sink = MemoryExposureSink()

@@ -14,27 +14,21 @@ from fastapi.testclient import TestClient
 from gateway.exposure import Exposure, MemoryExposureSink, ShadowExposure
 from gateway.serving.main import create_app
 from gateway.serving.shadow import lower_priority
-from tests.conftest import write_config
+from tests.conftest import SHADOW_TEST_SERVING, shadowed_arms, write_config
 from tests.serving.test_interleaved import WHEN, _expected_lists, _users
 
 TOKEN = "shadow-token"
 
 
-def _config(path, tiny_db, tiny_store_dir, tiny_models, *, shadow: bool = True, serving=None, **experiment):
-    arms = [
-        {"name": "control", "weight": 50, "model": str(tiny_models / "control")},
-        {"name": "test", "weight": 50, "model": str(tiny_models / "test")},
-    ]
-    if shadow:  # the test arm is shadowed by the control model: a different ranking to log
-        arms[1]["shadow"] = str(tiny_models / "control")
-    write_config(
-        path, db=tiny_db, features_dir=tiny_store_dir.parent, models=tiny_models, arms=arms, **experiment
+def _config(path, tiny_db, tiny_store_dir, tiny_models, *, shadow: bool = True, serving=None):
+    return write_config(
+        path,
+        db=tiny_db,
+        features_dir=tiny_store_dir.parent,
+        models=tiny_models,
+        arms=shadowed_arms(tiny_models, shadow=shadow),
+        serving={**SHADOW_TEST_SERVING, **(serving or {})},
     )
-    data = yaml.safe_load(path.read_text())
-    # nice 0 here: on this shared machine other processes could starve a nice-19 thread for seconds
-    data["serving"] = {"shadow_nice": 0, **(serving or {})}
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def _serve(config):
