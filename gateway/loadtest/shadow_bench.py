@@ -102,7 +102,7 @@ def compare_shadow(
     requests: int,
     concurrency: int,
     workers: int = 2,
-    blocks: int = 4,
+    blocks: int = 10,
     seed: int = 0,
     limit: int = 5,
 ) -> tuple[dict[str, dict], dict]:
