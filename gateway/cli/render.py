@@ -141,7 +141,8 @@ def print_interleave_validation(v: dict) -> None:
         f"control vs test: truth's A/B effect {v['ab_true_effect']:+.4f} Hitrate@5; expected preference for test "
         f"{v['expected_preference']:+.4f} (mean over runs {v['preference_mean']:+.4f}); sign agrees in "
         f"{v['sign_agreement']:.1%} of runs\n"
-        f"users for 80 % power (alpha 0.05): A/B {n['ab']:,} (both arms), interleaving {n['interleave']:,} "
-        f"-> {v['ratio']:.1f}x fewer; per-user variance {v['variance_per_user']}\n"
-        f"empirical power at those sizes: {v['empirical_power']}"
+        f"users for 80 % power (alpha 0.05), by {v['source']['ab']} / {v['source']['interleave']}: A/B {n['ab']:,} "
+        f"(both arms), interleaving {n['interleave']:,} -> {v['ratio']:.1f}x fewer\n"
+        f"closed form: {v['closed_form']} (per-user variance {v['variance_per_user']}); simulated power at "
+        f"those sizes: {v['empirical_power']}"
     )

@@ -12,11 +12,12 @@ drawn for each shown post with the truth's probability; the interleaving analysi
 * **Sign**: in each A/B run (control vs test) the preference's sign against the sign of the
   truth's A/B effect (expected Hitrate@5 of test minus control on the same requests). The
   expected preference itself is computed exactly, over every coin and like pattern.
-* **Users for 80 % power** (α = 0.05, two-sided), closed form ``n = (z + z)² σ² / δ²``: A/B
-  with δ the truth's effect and σ² the per-user delta-method variance of Hitrate@5 (averaged
-  over simulated draws), two arms; interleaving with δ the exact expected preference and σ²
-  the per-user variance of the preference (averaged over the runs), one group. Both are then
-  checked by simulation at the computed sizes (empirical power, expected ≈ 0.8).
+* **Users for 80 % power** (α = 0.05, two-sided), by simulation: the smallest number of users
+  whose simulated experiments (fresh users, coins and likes in each) reach p < 0.05 in 80 % of
+  runs, found by bisection — A/B with two equal arms, interleaving with one group. Beside it the
+  closed form ``n = (z + z)² σ² / δ²`` (A/B: δ the truth's effect, σ² the per-user
+  delta-method variance of Hitrate@5, per arm; interleaving: δ the exact expected preference,
+  σ² the per-user variance of the preference) and the simulated power at the closed-form sizes.
 """
 
 from __future__ import annotations
@@ -70,10 +71,15 @@ class InterleaveValidation:
     preference_mean: float
     users_for_80pct_power: dict[str, int]
     variance_per_user: dict[str, float]
+    closed_form: dict[str, int] = field(default_factory=dict)
+    source: dict[str, str] = field(
+        default_factory=dict
+    )  # simulation, or closed form if the pool is too small
     empirical_power: dict[str, float] = field(default_factory=dict)
     method: str = (
-        "closed form n = (z_0.975 + z_0.8)^2 sigma^2 / delta^2 (A/B: two arms, sigma^2 per arm; interleaving: "
-        "one group tested against 0), checked by simulation at those sizes"
+        "users_for_80pct_power: by simulation (bisection on the number of users, power_runs simulated "
+        "experiments per step; A/B: both arms together); closed_form: n = (z_0.975 + z_0.8)^2 sigma^2 / delta^2 "
+        "(A/B two arms, interleaving one group against 0); empirical_power: simulated power at the closed-form sizes"
     )
 
     @property
@@ -206,6 +212,21 @@ def ab_power(
     return detected / runs
 
 
+def smallest_sample(power_of, low: int, high: int, target: float = 0.8) -> int | None:
+    """The smallest n in [low, high] whose simulated power reaches ``target``, by bisection to
+    2 % (the runs reuse their seeds at every n, so the power is nearly monotone in n); None when
+    even ``high`` falls short."""
+    if power_of(high) < target:
+        return None
+    while high - low > max(1, low // 50):
+        middle = (low + high) // 2
+        if power_of(middle) >= target:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
 def validate_interleaving(
     store: FeatureStore,
     rankers: tuple[Ranker, Ranker],
@@ -215,7 +236,7 @@ def validate_interleaving(
     runs: int,
     seed: int,
     users: int = 4000,
-    power_runs: int = 200,
+    power_runs: int = 400,
 ) -> InterleaveValidation:
     user_idx, seconds = request_pool(store, window, users, seed)
     top_c, top_t, p_c, p_t = rank_pool(store, rankers, oracle, user_idx, seconds)
@@ -235,12 +256,22 @@ def validate_interleaving(
     sigma2_il = float(np.mean([r.variance for r in ab if r.ok]))
     per_arm = users_per_arm(true_effect, sigma2_ab)
     n_interleave = users_for_power(preference, sigma2_il)
+
+    def ab_at(n: int) -> float:
+        return ab_power(dense, q_control, q_test, n, power_runs, seed)
+
+    def interleave_at(n: int) -> float:
+        runs_at_n = interleave_runs(ab_pool, dense, power_runs, seed, "power", sample=n)
+        return float(np.mean([r.p_value < 0.05 for r in runs_at_n]))
+
     empirical = {}
     if 2 * per_arm <= n_users:
-        empirical["ab"] = round(ab_power(dense, q_control, q_test, per_arm, power_runs, seed), 4)
+        empirical["ab"] = round(ab_at(per_arm), 4)
     if n_interleave <= n_users:
-        at_n = interleave_runs(ab_pool, dense, power_runs, seed, "power", sample=n_interleave)
-        empirical["interleave"] = round(float(np.mean([r.p_value < 0.05 for r in at_n])), 4)
+        empirical["interleave"] = round(interleave_at(n_interleave), 4)
+    simulated_per_arm = smallest_sample(ab_at, 2, n_users // 2)
+    simulated_interleave = smallest_sample(interleave_at, 2, n_users)
+    closed_form = {"ab": 2 * per_arm, "interleave": n_interleave}
     return InterleaveValidation(
         runs=runs,
         users=n_users,
@@ -251,8 +282,16 @@ def validate_interleaving(
         ab_true_effect=round(true_effect, 5),
         expected_preference=round(preference, 5),
         preference_mean=round(float(estimates.mean()), 5),
-        users_for_80pct_power={"ab": 2 * per_arm, "interleave": n_interleave},
+        users_for_80pct_power={
+            "ab": 2 * simulated_per_arm if simulated_per_arm else closed_form["ab"],
+            "interleave": simulated_interleave or closed_form["interleave"],
+        },
         variance_per_user={"ab": round(sigma2_ab, 6), "interleave": round(sigma2_il, 6)},
+        closed_form=closed_form,
+        source={
+            "ab": "simulation" if simulated_per_arm else "closed form",
+            "interleave": "simulation" if simulated_interleave else "closed form",
+        },
         empirical_power=empirical,
     )
 

@@ -160,10 +160,29 @@ def test_validate_interleaving_on_the_tiny_world(tiny_store, tiny_db, tiny_model
     )
     out = result.as_json()
     assert {"aa_false_positive_rate", "sign_agreement", "users_for_80pct_power"} <= set(out)
-    assert set(out["users_for_80pct_power"]) == {"ab", "interleave"}
+    assert (
+        set(out["users_for_80pct_power"])
+        == set(out["closed_form"])
+        == set(out["source"])
+        == {"ab", "interleave"}
+    )
     assert result.users == 300 and result.runs == 60
     assert 0 <= result.aa_false_positive_rate <= 0.2 and 0 <= result.sign_agreement <= 1
     assert all(n >= 2 for n in result.users_for_80pct_power.values())
     assert out["ratio"] == pytest.approx(
         result.users_for_80pct_power["ab"] / result.users_for_80pct_power["interleave"], rel=0.01
     )
+
+
+def test_smallest_sample_bisects_a_monotone_power_curve():
+    from gateway.judging.interleaving import smallest_sample
+
+    calls = []
+
+    def power(n: int) -> float:
+        calls.append(n)
+        return min(1.0, n / 1000)
+
+    assert smallest_sample(power, 2, 4000) in range(800, 817)  # within 2 %
+    assert len(calls) < 20
+    assert smallest_sample(power, 2, 500) is None  # the pool is too small to reach 80 %
