@@ -13,6 +13,12 @@ means the same thing in both: each arm keeps the first ``coverage`` share of its
 Users outside every range (coverage < 1) are served by the first arm's ranker but are
 not in the experiment. Forced overrides are served the forced arm and are also not in the
 experiment, so that they never bias the analysis. Pinned by tests/vectors/*.json.
+
+**Interleaving** (``interleave_weight`` > 0, same units as the arms' weights) adds one more
+group, ``INTERLEAVED``, whose range follows the arms' ranges: the weights become
+``(*arm weights, interleave_weight)`` and every rule above applies to it unchanged, so a user
+is in exactly one of the A/B arms or the interleaved group. With ``interleave_weight`` 0 the
+ranges, and so every assignment, are exactly those without interleaving.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 SCHEMES = ("md5", "growthbook-v2")
+INTERLEAVED = "interleaved"
+"""The group whose requests get a team-draft merge of the first two arms' rankings."""
 
 
 def fnv1a32(text: str) -> int:
@@ -78,6 +86,22 @@ class Experiment:
     coverage: float = 1.0
     enabled: bool = True
     overrides: Mapping[int, str] = field(default_factory=dict)
+    interleave_weight: float = 0.0
+
+    @classmethod
+    def from_settings(cls, e) -> Experiment:
+        """From config.yaml's ``experiment`` section (any object with its attributes)."""
+        return cls(
+            name=e.name,
+            salt=e.salt,
+            arms=tuple(a.name for a in e.arms),
+            weights=tuple(a.weight for a in e.arms),
+            scheme=e.scheme,
+            coverage=e.coverage,
+            enabled=e.enabled,
+            overrides=dict(e.overrides),
+            interleave_weight=e.interleave_weight or 0.0,
+        )
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:
@@ -88,14 +112,33 @@ class Experiment:
             raise ValueError("arm names must be unique")
         if any(w <= 0 for w in self.weights):
             raise ValueError("arm weights must be positive")
-        unknown = {arm for arm in self.overrides.values() if arm not in self.arms}
+        if INTERLEAVED in self.arms:
+            raise ValueError(f"{INTERLEAVED!r} is the interleaved group's name: give the arm another")
+        if self.interleave_weight < 0:
+            raise ValueError("interleave_weight must be 0 (off) or positive")
+        unknown = {arm for arm in self.overrides.values() if arm not in self.groups}
         if unknown:
             raise ValueError(f"overrides name unknown arm(s): {', '.join(sorted(unknown))}")
 
     @property
+    def interleaving(self) -> bool:
+        return self.interleave_weight > 0
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The arms, then the interleaved group when interleaving is on: what a user can be in."""
+        return (*self.arms, INTERLEAVED) if self.interleaving else self.arms
+
+    @property
+    def group_weights(self) -> tuple[float, ...]:
+        return (*self.weights, self.interleave_weight) if self.interleaving else self.weights
+
+    @property
     def normalized_weights(self) -> list[float]:
-        total = sum(self.weights)
-        return [w / total for w in self.weights]
+        """Each group's share of the hash range, in ``groups`` order."""
+        weights = self.group_weights
+        total = sum(weights)
+        return [w / total for w in weights]
 
 
 GRID_POINTS = {"md5": 100, "growthbook-v2": 10_000}
@@ -103,7 +146,8 @@ GRID_POINTS = {"md5": 100, "growthbook-v2": 10_000}
 
 
 def realised_shares(experiment: Experiment) -> tuple[float, ...]:
-    """Each arm's exact share of the in-experiment population, as the hash grid realises the weights.
+    """Each group's exact share of the in-experiment population, as the hash grid realises the
+    weights, in ``experiment.groups`` order (the arms, then the interleaved group if on).
 
     The hash puts a user on one of a finite grid of points, each equally likely; an arm
     gets the points that fall in its range. So the share is a count of grid points, not the
@@ -114,7 +158,7 @@ def realised_shares(experiment: Experiment) -> tuple[float, ...]:
     """
     grid = GRID_POINTS[experiment.scheme]
     ranges = bucket_ranges(experiment.normalized_weights, experiment.coverage)
-    counts = [0] * len(experiment.arms)
+    counts = [0] * len(experiment.groups)
     for k in range(grid):
         index = choose_variation(k / grid, ranges)
         if index >= 0:
@@ -127,7 +171,7 @@ def realised_shares(experiment: Experiment) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class Assignment:
-    arm: str
+    arm: str  # an arm's name, or INTERLEAVED
     bucket: float  # md5: 0..99; growthbook-v2: n in [0, 1)
     in_experiment: bool
     reason: str  # "hash", "override", "coverage", "disabled"
@@ -148,4 +192,4 @@ def assign(experiment: Experiment, user_id: int) -> Assignment:
     index = choose_variation(point, bucket_ranges(experiment.normalized_weights, experiment.coverage))
     if index < 0:
         return Assignment(experiment.arms[0], bucket, False, "coverage")
-    return Assignment(experiment.arms[index], bucket, True, "hash")
+    return Assignment(experiment.groups[index], bucket, True, "hash")

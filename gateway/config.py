@@ -1,13 +1,20 @@
-"""Settings: environment > config.yaml > defaults, validated once."""
+"""Settings: environment > config.yaml > defaults, validated once.
+
+Every section forbids keys it does not know (``extra="forbid"``): a misspelt key is an error
+that names the key and its section, at start-up and on reload, never a silent default.
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG = Path("config.yaml")
@@ -17,17 +24,23 @@ class ConfigError(ValueError):
     """The configuration file or an override is invalid."""
 
 
-class DatabaseSettings(BaseModel):
+class Section(BaseModel):
+    """A config.yaml section: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(Section):
     url: str = "sqlite:///data/recsys.db"
 
 
-class PathSettings(BaseModel):
+class PathSettings(Section):
     features_dir: Path = Path("data/features")
     reports_dir: Path = Path("reports")
     spill_dir: Path = Path("data/spill")
 
 
-class ModelSettings(BaseModel):
+class ModelSettings(Section):
     """How an arm's model is trained: its library, its named feature set and hyperparameters.
 
     ``params`` override the library's defaults key by key (``gateway.rankers.<library>``)."""
@@ -37,7 +50,7 @@ class ModelSettings(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class TrainingSettings(BaseModel):
+class TrainingSettings(Section):
     seed: int = 42
     max_train_rows: int = Field(1_200_000, gt=1000)
     validation_days: int = Field(7, ge=1)
@@ -50,13 +63,16 @@ class TrainingSettings(BaseModel):
     )
 
 
-class ArmSettings(BaseModel):
+class ArmSettings(Section):
     name: str
     weight: float = Field(gt=0)
     model: Path
+    # A model folder that scores every request this arm serves, off the response path; its
+    # lists go to shadow_exposures, never to the user (README: Interleaving and shadow scoring).
+    shadow: Path | None = None
 
 
-class ExperimentSettings(BaseModel):
+class ExperimentSettings(Section):
     name: str = "feed-ranker-v1"
     enabled: bool = True
     scheme: str = "md5"
@@ -69,6 +85,9 @@ class ExperimentSettings(BaseModel):
         ]
     )
     overrides: dict[int, str] = Field(default_factory=dict)
+    # Share of users (same units as the arms' weights) whose requests get a team-draft
+    # interleaving of the first two arms' rankings; 0 = off.
+    interleave_weight: float = Field(0.0, ge=0.0)
 
     @field_validator("scheme")
     @classmethod
@@ -78,7 +97,7 @@ class ExperimentSettings(BaseModel):
         return value
 
 
-class ServingSettings(BaseModel):
+class ServingSettings(Section):
     mood_weight: float = Field(0.5, ge=0.0, le=1.0)
     predict_threads: int = Field(1, ge=0, le=64)
     compiled_inference: bool = True
@@ -97,6 +116,10 @@ class ServingSettings(BaseModel):
         if value != "tfidf" and not (value.startswith("vectors:") and value[len("vectors:") :].strip()):
             raise ValueError(f"unknown mood_encoder {value!r}: use tfidf or vectors:<directory>")
         return value
+    # Shadow scoring: requests waiting for their shadow model at most (beyond: dropped, counted)
+    # and the OS niceness of the shadow thread (19 = lowest priority, 0 = same as requests).
+    shadow_queue: int = Field(64, ge=1, le=100_000)
+    shadow_nice: int = Field(19, ge=0, le=19)
 
     @field_validator("online_store")
     @classmethod
@@ -107,7 +130,7 @@ class ServingSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RECSYS_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RECSYS_", env_nested_delimiter="__", extra="forbid")
 
     database: DatabaseSettings = DatabaseSettings()
     paths: PathSettings = PathSettings()
@@ -140,11 +163,81 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+ENV_PREFIX = "RECSYS_"
+
+
+def _model_of(annotation) -> type[BaseModel] | None:
+    """The section model inside an annotation (``X``, ``X | None``, ``list[X]``, ``dict[K, X]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (list, tuple, typing.Union, types.UnionType):
+        return next((m for m in map(_model_of, args) if m is not None), None)
+    if origin is dict and len(args) == 2:
+        return _model_of(args[1])
+    return None
+
+
+def _where(loc: tuple) -> tuple[str, type[BaseModel] | None]:
+    """The dotted section a location points into, and that section's model."""
+    model: type[BaseModel] | None = Settings
+    parts: list[str] = []
+    for step in loc:
+        if isinstance(step, int):
+            parts[-1] += f"[{step}]"
+            continue
+        if model is not None and step in model.model_fields:
+            model = _model_of(model.model_fields[step].annotation)
+        # else: a dict's key (training.models.<arm>): the model of its values stays
+        parts.append(str(step))
+    return ".".join(parts), model
+
+
+def unknown_keys(exc: ValidationError) -> list[str]:
+    """One message per key a section does not know, naming the key, its section, the closest
+    valid key and, when it came from one, the environment variable."""
+    messages = []
+    for error in exc.errors():
+        if error["type"] != "extra_forbidden":
+            continue
+        *outer, key = error["loc"]
+        section, model = _where(tuple(outer))
+        valid = sorted(model.model_fields) if model is not None else []
+        what = f"unknown key {key!r} in section {section}" if section else f"unknown section {key!r}"
+        close = difflib.get_close_matches(str(key), valid, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        env = ENV_PREFIX + "__".join(str(p).upper() for p in error["loc"] if not isinstance(p, int))
+        source = f" (from environment variable {env})" if env in os.environ else ""
+        messages.append(f"{what}{source}{hint} (valid: {', '.join(valid)})")
+    return messages
+
+
+def _unknown_env_sections() -> list[str]:
+    """``RECSYS_<SECTION>__<KEY>`` variables whose section does not exist (pydantic-settings
+    would ignore them silently)."""
+    bad = []
+    for name in os.environ:
+        if name.upper().startswith(ENV_PREFIX) and "__" in name:
+            section = name[len(ENV_PREFIX) :].split("__", 1)[0].lower()
+            if section not in Settings.model_fields:
+                bad.append(
+                    f"environment variable {name}: unknown section {section!r} "
+                    f"(sections: {', '.join(Settings.model_fields)})"
+                )
+    return bad
+
+
 def load_settings(path: str | Path | None = None) -> Settings:
     """Read config.yaml (or RECSYS_CONFIG, or ``path``) and apply environment overrides."""
     config_path = Path(path or os.environ.get("RECSYS_CONFIG") or DEFAULT_CONFIG)
+    if bad := _unknown_env_sections():
+        raise ConfigError("; ".join(bad))
     try:
         settings = Settings(**_read_yaml(config_path))
+    except ValidationError as exc:
+        if unknown := unknown_keys(exc):
+            raise ConfigError(f"{config_path}: {'; '.join(unknown)}") from exc
+        raise ConfigError(f"{config_path}: {exc}") from exc
     except ValueError as exc:
         if isinstance(exc, ConfigError):
             raise

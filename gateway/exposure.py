@@ -5,6 +5,10 @@ writes batches to the ``exposures`` table; when the database fails, the batch is
 to a local JSONL spill file and replayed once the database answers again. Inserts are
 idempotent on ``request_id`` (ON CONFLICT DO NOTHING), so a replay never duplicates rows.
 ``close()`` drains the queue: nothing is lost on a graceful stop.
+
+The same writer carries the shadow models' lists (``ShadowExposure`` → ``shadow_exposures``),
+best-effort: without the crash journal (a crash loses the rows still queued), with the spill
+and its replay.
 """
 
 from __future__ import annotations
@@ -58,26 +62,48 @@ exposures = Table(
     Column("mood", String(200), nullable=True),
     Column("cold_start", Boolean, nullable=False, default=False),
     Column("mood_matched", Boolean, nullable=True),  # NULL: no mood (or logged before this column)
+    # Interleaved requests: each position's team (an arm's name), JSON list aligned with post_ids,
+    # and the model version of every team, JSON object {arm: version}.
+    Column("teams", Text, nullable=True),
+    Column("model_versions", Text, nullable=True),
+    # The shadow model asked to score this request (a missing shadow row then means: dropped).
+    Column("shadow_version", String(128), nullable=True),
 )
-_COLUMNS = [c.name for c in exposures.columns]
+shadow_exposures = Table(
+    Tables.SHADOW_EXPOSURES,
+    exposure_metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("model_version", String(128), primary_key=True),
+    Column("arm", String(64), nullable=False),
+    Column("scored_at", DateTime, nullable=False),
+    Column("post_ids", Text, nullable=False),  # JSON list, the shadow's top-k in order ([] on error)
+    Column("latency_ms", Float, nullable=False),  # scoring time, without the wait in the queue
+    Column("error", Text, nullable=True),
+)
 
 
-def ensure_exposure_table(engine: Engine) -> None:
-    """Create ``exposures``, or add the columns a newer gateway logs to an older table.
+def ensure_table(engine: Engine, table: Table = exposures) -> None:
+    """Create ``table``, or add the columns a newer gateway logs to an older one.
 
     Columns added after the first release are nullable, so rows written by an older gateway
     stay valid; nothing is ever dropped or retyped."""
-    exposure_metadata.create_all(engine, tables=[exposures])
-    present = {c["name"] for c in inspect(engine).get_columns(Tables.EXPOSURES)}
-    missing = [c for c in exposures.columns if c.name not in present]
+    exposure_metadata.create_all(engine, tables=[table])
+    present = {c["name"] for c in inspect(engine).get_columns(table.name)}
+    missing = [c for c in table.columns if c.name not in present]
     if not missing:
         return
     with engine.begin() as conn:
         for column in missing:
             if not column.nullable:
-                raise RuntimeError(f"cannot add NOT NULL column {column.name!r} to an existing exposures table")
+                raise RuntimeError(
+                    f"cannot add NOT NULL column {column.name!r} to an existing {table.name} table"
+                )
             kind = column.type.compile(dialect=engine.dialect)
-            conn.execute(text(f"ALTER TABLE {Tables.EXPOSURES} ADD COLUMN {column.name} {kind}"))
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+
+
+def ensure_exposure_table(engine: Engine) -> None:
+    ensure_table(engine, exposures)
 
 
 @dataclass
@@ -97,10 +123,15 @@ class Exposure:
     mood: str | None = None
     cold_start: bool = False
     mood_matched: bool | None = None
+    teams: list[str] | None = None
+    model_versions: dict[str, str] | None = None
+    shadow_version: str | None = None
 
     def to_row(self) -> dict:
         row = asdict(self)
         row["post_ids"] = json.dumps(self.post_ids)
+        for key in ("teams", "model_versions"):
+            row[key] = None if row[key] is None else json.dumps(row[key])
         return row
 
     def to_json(self) -> str:
@@ -115,48 +146,94 @@ class Exposure:
         row["served_at"] = datetime.fromisoformat(row["served_at"])
         row["request_time"] = datetime.fromisoformat(row["request_time"])
         row["post_ids"] = json.loads(row["post_ids"])
+        for key in ("teams", "model_versions"):  # absent from lines an older gateway wrote
+            if isinstance(row.get(key), str):
+                row[key] = json.loads(row[key])
+        return cls(**row)
+
+
+@dataclass
+class ShadowExposure:
+    """A shadow model's list for one served request (never shown to the user)."""
+
+    request_id: str
+    model_version: str
+    arm: str
+    scored_at: datetime
+    post_ids: list[int]
+    latency_ms: float
+    error: str | None = None
+
+    def to_row(self) -> dict:
+        return {**asdict(self), "post_ids": json.dumps(self.post_ids)}
+
+    def to_json(self) -> str:
+        return json.dumps({**self.to_row(), "scored_at": self.scored_at.isoformat()})
+
+    @classmethod
+    def from_json(cls, line: str) -> ShadowExposure:
+        row = json.loads(line)
+        row["scored_at"] = datetime.fromisoformat(row["scored_at"])
+        row["post_ids"] = json.loads(row["post_ids"])
         return cls(**row)
 
 
 class ExposureSink(Protocol):
-    def write(self, batch: list[Exposure]) -> None: ...
+    def write(self, batch: list) -> None: ...
 
 
-class SqlExposureSink:
-    """Writes to ``exposures`` in the configured database; idempotent on request_id."""
+class SqlSink:
+    """Writes records to ``table``; idempotent on its primary key (a replay never duplicates)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, table: Table) -> None:
         self.engine = engine
-        names = ", ".join(_COLUMNS)
-        values = ", ".join(f":{c}" for c in _COLUMNS)
+        self.table = table
+        columns = [c.name for c in table.columns]
+        keys = ", ".join(c.name for c in table.primary_key.columns)
         self._insert = text(
-            f"INSERT INTO {Tables.EXPOSURES} ({names}) VALUES ({values}) ON CONFLICT (request_id) DO NOTHING"
+            f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(f':{c}' for c in columns)}) "
+            f"ON CONFLICT ({keys}) DO NOTHING"
         )
         self._ready = False
 
     def ensure_table(self) -> None:
-        ensure_exposure_table(self.engine)
+        ensure_table(self.engine, self.table)
         self._ready = True
 
-    def write(self, batch: list[Exposure]) -> None:
+    def write(self, batch: list) -> None:
         if not self._ready:
             self.ensure_table()
         with self.engine.begin() as conn:
             conn.execute(self._insert, [e.to_row() for e in batch])
 
 
+class SqlExposureSink(SqlSink):
+    """Writes to ``exposures`` in the configured database; idempotent on request_id."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine, exposures)
+
+
+class SqlShadowSink(SqlSink):
+    """Writes to ``shadow_exposures``; idempotent on (request_id, model_version)."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine, shadow_exposures)
+
+
 class MemoryExposureSink:
     """In-memory twin for tests; ``fail`` simulates a database outage."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, Exposure] = {}
+        self.rows: dict = {}  # exposures by request_id; shadow rows by (request_id, model_version)
         self.fail = False
 
-    def write(self, batch: list[Exposure]) -> None:
+    def write(self, batch: list) -> None:
         if self.fail:
             raise ConnectionError("simulated outage")
         for e in batch:
-            self.rows.setdefault(e.request_id, e)
+            key = e.request_id if isinstance(e, Exposure) else (e.request_id, e.model_version)
+            self.rows.setdefault(key, e)
 
 
 @dataclass
@@ -177,6 +254,9 @@ class ExposureWriter:
     (flushed to the OS: it survives ``kill -9`` of the process). The writer thread rotates the
     journal and deletes the old file only once everything submitted before the rotation has
     been written or spilled; journals left by a dead process are replayed at start-up.
+
+    ``record`` is the type written (``Exposure``, or ``ShadowExposure`` for the shadow log):
+    anything with ``to_row``, ``to_json`` and a ``from_json`` class method.
     """
 
     def __init__(
@@ -189,8 +269,11 @@ class ExposureWriter:
         max_queue: int = 200_000,
         journal: bool = True,
         rotate_every: float = 5.0,
+        record: type = Exposure,
+        name: str = "exposure-writer",
     ) -> None:
         self.sink = sink
+        self.record = record
         self.spill_path = Path(spill_path)
         self.spill_path.parent.mkdir(parents=True, exist_ok=True)
         self.batch_size = batch_size
@@ -204,7 +287,7 @@ class ExposureWriter:
         self._journal = self._open_journal() if journal else None
         self._rotate_every = rotate_every
         self._last_rotation = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="exposure-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     # -- crash journal -------------------------------------------------------------------
     def journal_path(self, seq: int) -> Path:
@@ -293,7 +376,7 @@ class ExposureWriter:
             pending = self.spill_path.with_suffix(".replaying")
             self.spill_path.replace(pending)
         lines = [line for line in pending.read_text().splitlines() if line.strip()]
-        batch = [Exposure.from_json(line) for line in lines]
+        batch = [self.record.from_json(line) for line in lines]
         try:
             for start in range(0, len(batch), self.batch_size):
                 self.sink.write(batch[start : start + self.batch_size])

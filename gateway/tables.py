@@ -13,6 +13,7 @@ class Tables:
     FEED: Final = "feed_data"
     SOURCE: Final = ("user_data", "post_text_df", "feed_data")
     EXPOSURES: Final = "exposures"
+    SHADOW_EXPOSURES: Final = "shadow_exposures"
 
 
 USER_COLUMNS: Final = ("user_id", "gender", "age", "country", "city", "exp_group", "os", "source")

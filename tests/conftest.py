@@ -111,10 +111,18 @@ def tiny_models(tiny_store, tmp_path_factory) -> Path:
 
 
 def write_config(
-    path: Path, *, db: str, features_dir: Path, models: Path, spill_dir: Path | None = None, **experiment
+    path: Path,
+    *,
+    db: str,
+    features_dir: Path,
+    models: Path,
+    spill_dir: Path | None = None,
+    serving: dict | None = None,
+    **experiment,
 ) -> Path:
-    """A config.yaml for tests; ``experiment`` keys override the experiment section; the
-    spill and journal go to ``spill/`` beside the file unless ``spill_dir`` says otherwise."""
+    """A config.yaml for tests; ``experiment`` keys override the experiment section, ``serving``
+    is the serving section; the spill and journal go to ``spill/`` beside the file unless
+    ``spill_dir`` says otherwise."""
     import yaml
 
     exp = {
@@ -139,8 +147,26 @@ def write_config(
         },
         "experiment": exp,
     }
+    if serving:
+        config["serving"] = serving
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def shadowed_arms(models: Path, *, shadow: bool = True, weight: float = 50) -> list[dict]:
+    """Both arms, the test arm shadowed by the control model (another ranking to log)."""
+    arms = [
+        {"name": "control", "weight": weight, "model": str(models / "control")},
+        {"name": "test", "weight": weight, "model": str(models / "test")},
+    ]
+    if shadow:
+        arms[1]["shadow"] = str(models / "control")
+    return arms
+
+
+# Shadow tests run the shadow thread at normal priority: on a shared test machine other
+# processes can starve a nice-19 thread for seconds.
+SHADOW_TEST_SERVING = {"shadow_nice": 0}
 
 
 class LiveServer(ServerProcess):
@@ -172,27 +198,21 @@ class LiveServer(ServerProcess):
 SIM_TOKEN = "sim-token"
 
 
-@pytest.fixture(scope="session")
-def simulated(tiny_db, tiny_store_dir, tiny_models, tmp_path_factory):
-    """A copy of the tiny world after 600 requests through the real gateway (3 clients)."""
+def simulate_on_copy(tiny_db: str, root: Path, *, requests: int, seed: int, **config) -> dict:
+    """A copy of the tiny world in ``root`` after ``requests`` simulated requests (150 users, 2 days,
+    3 clients) through a live gateway configured by ``config`` (``write_config``'s keywords)."""
     import shutil
 
     from gateway.judging.simulation import default_start, simulate
     from gateway.storage import read_frame
     from gateway.world.load import load_truth
 
-    root = tmp_path_factory.mktemp("sim")
     shutil.copy(tiny_db.removeprefix("sqlite:///"), root / "world.db")
     db = f"sqlite:///{root / 'world.db'}"
-    config = write_config(
-        root / "config.yaml",
-        db=db,
-        features_dir=tiny_store_dir.parent,
-        models=tiny_models,
-    )
+    config_path = write_config(root / "config.yaml", db=db, **config)
     engine = connect(db)
     feed_before = read_frame(engine, "SELECT COUNT(*) AS n FROM feed_data")["n"][0]
-    server = LiveServer(config, {"RECSYS_ADMIN_TOKEN": SIM_TOKEN})
+    server = LiveServer(config_path, {"RECSYS_ADMIN_TOKEN": SIM_TOKEN})
     try:
         truth = load_truth(engine)
         start = default_start(engine)
@@ -202,20 +222,33 @@ def simulated(tiny_db, tiny_store_dir, tiny_models, tmp_path_factory):
             truth,
             admin_token=SIM_TOKEN,
             users=150,
-            requests=600,
+            requests=requests,
             start=start,
             days=2,
-            seed=3,
+            seed=seed,
             concurrency=3,
         )
     finally:
         server.stop()
     return {
         "db": db,
-        "config": config,
+        "config": config_path,
         "engine": engine,
         "report": report,
         "truth": truth,
         "start": start,
         "feed_before": feed_before,
     }
+
+
+@pytest.fixture(scope="session")
+def simulated(tiny_db, tiny_store_dir, tiny_models, tmp_path_factory):
+    """A copy of the tiny world after 600 requests through the real gateway (3 clients)."""
+    return simulate_on_copy(
+        tiny_db,
+        tmp_path_factory.mktemp("sim"),
+        requests=600,
+        seed=3,
+        features_dir=tiny_store_dir.parent,
+        models=tiny_models,
+    )

@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.assignment import Experiment, assign, bucket_ranges, gb_hash, md5_bucket
+from gateway.assignment import (
+    INTERLEAVED,
+    Experiment,
+    assign,
+    bucket_ranges,
+    gb_hash,
+    md5_bucket,
+    realised_shares,
+)
 
 VECTORS = Path(__file__).parent / "vectors"
 GB = json.loads((VECTORS / "growthbook.json").read_text())
@@ -98,6 +106,56 @@ def test_coverage_overrides_and_switch():
     ],
 )
 def test_invalid_experiments_are_rejected(kwargs, message):
+    base = {"name": "e", "salt": "s", "arms": ("control", "test"), "weights": (50, 50)}
+    with pytest.raises(ValueError, match=message):
+        Experiment(**{**base, **kwargs})
+
+
+@pytest.mark.parametrize("scheme", ["md5", "growthbook-v2"])
+def test_interleave_weight_zero_changes_nothing(scheme):
+    plain = Experiment("e", "s", ("control", "test"), (50, 50), scheme=scheme, coverage=0.8)
+    zero = Experiment("e", "s", ("control", "test"), (50, 50), scheme=scheme, coverage=0.8, interleave_weight=0)
+    assert [assign(plain, u) for u in range(3000)] == [assign(zero, u) for u in range(3000)]
+    assert zero.groups == ("control", "test") and not zero.interleaving
+
+
+@pytest.mark.parametrize("scheme", ["md5", "growthbook-v2"])
+def test_interleaved_group_takes_its_own_range_after_the_arms(scheme):
+    exp = Experiment("e", "s", ("control", "test"), (25, 25), scheme=scheme, interleave_weight=50)
+    assert exp.groups == ("control", "test", INTERLEAVED)
+    results = [assign(exp, u) for u in range(20_000)]
+    assert all(r.in_experiment for r in results)
+    counts = {g: sum(r.arm == g for r in results) for g in exp.groups}
+    for group, share in zip(exp.groups, (0.25, 0.25, 0.5), strict=True):
+        assert abs(counts[group] - 20_000 * share) < 4 * np.sqrt(20_000 * share * (1 - share)), counts
+    # contiguous: the interleaved range is the top of the hash range
+    for r in results:
+        point = r.bucket / 100 if scheme == "md5" else r.bucket
+        assert (r.arm == INTERLEAVED) == (point >= 0.5)
+    assert realised_shares(exp) == pytest.approx((0.25, 0.25, 0.5))
+
+
+def test_interleaved_users_outside_coverage_and_overrides():
+    exp = Experiment(
+        "e", "s", ("control", "test"), (1, 1), interleave_weight=2, coverage=0.5, overrides={3: INTERLEAVED}
+    )
+    forced = assign(exp, 3)
+    assert forced.arm == INTERLEAVED and not forced.in_experiment
+    outside = [r for r in (assign(exp, u) for u in range(2000)) if r.reason == "coverage"]
+    assert outside and all(r.arm == "control" for r in outside)
+    # md5 ranges [0, .125), [.25, .375), [.5, .75): buckets 0-12, 25-37 and 50-74
+    assert realised_shares(exp) == pytest.approx((13 / 51, 13 / 51, 25 / 51))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"arms": ("control", INTERLEAVED)}, "interleaved group"),
+        ({"interleave_weight": -1}, "interleave_weight"),
+        ({"overrides": {1: INTERLEAVED}}, "unknown arm"),  # no interleaved group without a weight
+    ],
+)
+def test_invalid_interleaving_is_rejected(kwargs, message):
     base = {"name": "e", "salt": "s", "arms": ("control", "test"), "weights": (50, 50)}
     with pytest.raises(ValueError, match=message):
         Experiment(**{**base, **kwargs})

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 
 import pytest
 
-from gateway.exposure import Exposure, ExposureWriter, MemoryExposureSink, SqlExposureSink
+from gateway.exposure import (
+    Exposure,
+    ExposureWriter,
+    MemoryExposureSink,
+    ShadowExposure,
+    SqlExposureSink,
+    SqlShadowSink,
+)
 from gateway.storage import connect, read_frame
 
 
@@ -127,3 +135,54 @@ def test_mood_matched_is_added_to_a_table_of_the_previous_release_and_old_lines_
     assert rows["mood"].isna().tolist() == [True, False]
     assert rows["mood_matched"].isna().tolist() == [True, False] and not rows["mood_matched"].iloc[1]
     ensure_exposure_table(engine)  # idempotent
+def test_interleaved_fields_round_trip_and_old_lines_still_load(tmp_path):
+    e = _exposure(1)
+    e.teams, e.model_versions, e.shadow_version = (
+        ["control", "test", "test"],
+        {"control": "c", "test": "t"},
+        "s1",
+    )
+    again = Exposure.from_json(e.to_json())
+    assert again == e
+    old = json.loads(_exposure(2).to_json())
+    for key in ("teams", "model_versions", "shadow_version"):  # a line an older gateway wrote
+        del old[key]
+    loaded = Exposure.from_json(json.dumps(old))
+    assert loaded.teams is None and loaded.model_versions is None and loaded.shadow_version is None
+    engine = connect(f"sqlite:///{tmp_path}/x.db", create=True)
+    SqlExposureSink(engine).write([e])
+    row = read_frame(engine, "SELECT teams, model_versions, shadow_version FROM exposures").iloc[0]
+    assert json.loads(row["teams"]) == e.teams and json.loads(row["model_versions"]) == e.model_versions
+
+
+def _shadow(i: int) -> ShadowExposure:
+    return ShadowExposure(f"r-{i}", "shadow-v1", "test", datetime(2026, 1, 1, 12), [5, 4, 3], 2.5)
+
+
+def test_shadow_rows_use_the_same_writer_spill_and_replay_without_a_journal(tmp_path):
+    sink = MemoryExposureSink()
+    sink.fail = True
+    spill = tmp_path / "shadow-1.jsonl"
+    writer = ExposureWriter(
+        sink, spill, batch_size=4, flush_interval=0.01, journal=False, record=ShadowExposure
+    )
+    writer.start()
+    rows = [_shadow(i) for i in range(10)]
+    for row in rows:
+        writer.submit(row, journal=False)
+    writer.flush()
+    assert writer.stats.spilled == 10 and not list(tmp_path.glob("journal-*"))
+    sink.fail = False
+    writer.close()
+    assert set(sink.rows) == {(r.request_id, r.model_version) for r in rows}
+    assert sink.rows[("r-3", "shadow-v1")] == rows[3]
+
+
+def test_sql_shadow_sink_is_idempotent_on_request_and_model(tmp_path):
+    engine = connect(f"sqlite:///{tmp_path}/s.db", create=True)
+    sink = SqlShadowSink(engine)
+    other = ShadowExposure("r-1", "shadow-v2", "test", datetime(2026, 1, 1), [], 1.0, "ValueError: boom")
+    sink.write([_shadow(1), _shadow(2)])
+    sink.write([_shadow(1), other])
+    rows = read_frame(engine, "SELECT request_id, model_version, post_ids, error FROM shadow_exposures")
+    assert len(rows) == 3 and set(rows["error"].dropna()) == {"ValueError: boom"}

@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from gateway.analysis.statistics import RatioStatistic, SampleMeanStatistic, srm_check, two_sided_ttest
+from gateway.assignment import INTERLEAVED, Experiment
 from gateway.config import Settings
 from gateway.ranking import Z_95, K
 from gateway.storage import read_frame, table_exists
@@ -215,16 +216,25 @@ def analyze(
     topic: str | None = None,
     since: str | None = None,
     split_by: str | None = None,
+    groups: Experiment | None = None,
 ) -> dict:
+    """The A/B comparison; interleaved requests are left to ``interleaving.analyze_interleaving``
+    but, given the experiment's ``groups``, counted in an SRM check over every group."""
     exposures, excluded = experiment_requests(
         engine, experiment=experiment, window=window, topic=topic, since=since
     )
+    users_per_group = exposures.groupby("arm")["user_id"].nunique().to_dict()
+    exposures = exposures[exposures["arm"] != INTERLEAVED]
     result = {
         "experiment": experiment or ", ".join(sorted(exposures["experiment"].unique())),
         "window": window,
         **compare(exposures, control, treatment, weights),
         "excluded_not_in_experiment": excluded,
     }
+    if groups is not None and groups.interleaving:
+        from gateway.analysis.interleaving import srm_over_groups  # it reads likes through this module
+
+        result["srm"] = srm_over_groups(groups, users_per_group)
     if split_by is not None:
         result["by"] = {
             "field": split_by,
@@ -267,9 +277,10 @@ def analyze_experiment(
     and its second as treatment."""
     weights = {a.name: a.weight for a in settings.experiment.arms}
     names = list(weights)
-    return analyze(
+    name = experiment or settings.experiment.name
+    result = analyze(
         engine,
-        experiment=experiment or settings.experiment.name,
+        experiment=name,
         window=window,
         weights=weights,
         control=names[0],
@@ -277,4 +288,13 @@ def analyze_experiment(
         topic=topic,
         since=since,
         split_by=split_by,
+        groups=Experiment.from_settings(settings.experiment),
     )
+    from gateway.analysis.interleaving import analyze_interleaving  # it reads likes through this module
+
+    interleaving = analyze_interleaving(
+        engine, experiment=name, window=window, control=names[0], treatment=names[1], since=since
+    )
+    if interleaving is not None:
+        result["interleaving"] = interleaving
+    return result

@@ -11,13 +11,14 @@ from gateway.cli.common import (
     ConfigOption,
     DbOption,
     FeaturesDirOption,
+    UserError,
     console,
     engine_from,
     friendly,
     settings_from,
     store_from,
 )
-from gateway.cli.render import print_analysis
+from gateway.cli.render import print_analysis, print_interleave_validation, print_shadow
 
 app = typer.Typer(
     help="Analyse the experiment: Hitrate@5 per arm, delta-method CI, Welch, SRM.",
@@ -41,11 +42,26 @@ def analyze(
     by: Annotated[
         str | None, typer.Option("--by", help="Also split the result by topic, cold_start or mood.")
     ] = None,
+    shadow: Annotated[
+        bool,
+        typer.Option(
+            "--shadow",
+            help="Report the shadow models instead: scored and dropped requests, overlap with the served "
+            "top 5, latency, errors (and, in a simulated world, expected Hitrate@5 under the truth).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Hitrate@5 per arm from the exposure log and the feed's likes, with the tests."""
     if ctx.invoked_subcommand is not None:
+        return
+    if shadow:
+        report = shadow_report(engine_from(db, config), experiment or settings_from(config).experiment.name)
+        if as_json:
+            print(json.dumps(report, default=str))
+        else:
+            print_shadow(report)
         return
     from gateway.analysis.report import analyze_experiment
 
@@ -64,6 +80,27 @@ def analyze(
     print_analysis(result)
 
 
+def shadow_report(engine, experiment: str) -> dict:
+    """The shadow report, with each shadow's expected Hitrate@5 under the truth when the database
+    holds a simulated world (judging), else without."""
+    from gateway.analysis.shadow import analyze_shadow
+    from gateway.judging.shadow import judge_shadow
+    from gateway.world.load import NoWorldError
+
+    report = analyze_shadow(engine, experiment=experiment)
+    try:
+        judged = judge_shadow(engine, experiment=experiment)
+    except NoWorldError:
+        return report
+    for entry in report["shadow"]:
+        if (key := (entry["arm"], entry["model_version"])) in judged:
+            entry["expected_hitrate@5"] = judged[key]
+    return report
+
+
+MODES = ("ab", "interleave")
+
+
 @app.command("validate")
 @friendly
 def analyze_validate(
@@ -79,15 +116,26 @@ def analyze_validate(
     users: Annotated[
         int, typer.Option(min=100, help="Users in the request pool (1-6 requests each).")
     ] = 4000,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="ab: the A/B analysis (popularity vs oracle); interleave: team-draft interleaving of "
+            "config.yaml's control and test (A/A false positives, sign, users for 80 % power vs A/B).",
+        ),
+    ] = "ab",
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     features_dir: FeaturesDirOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Repeated A/A (false-positive rate) and A/B with a known effect (interval coverage), in process."""
-    from gateway.judging.validation import validate_on_world
-
-    result = validate_on_world(
+    if mode not in MODES:
+        raise UserError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    if mode == "interleave":
+        from gateway.judging.interleaving import validate_interleaving_on_world as validate_world
+    else:
+        from gateway.judging.validation import validate_on_world as validate_world
+    result = validate_world(
         settings_from(config),
         store_from(features_dir, config),
         engine_from(db, config),
@@ -97,6 +145,9 @@ def analyze_validate(
     )
     if as_json:
         print(json.dumps(result.as_json()))
+        return
+    if mode == "interleave":
+        print_interleave_validation(result.as_json())
         return
     console.print(
         f"{result.runs} runs each, {result.users:,} users, {result.requests:,} requests per run\n"

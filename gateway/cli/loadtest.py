@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from gateway.cli.common import ConfigOption, FeaturesDirOption, console, friendly, store_from
+from gateway.cli.common import ConfigOption, FeaturesDirOption, UserError, console, friendly, store_from
 
 
 @friendly
@@ -34,11 +35,46 @@ def bench_command(
             "requests against it in this invocation; print the speed-up ratios.",
         ),
     ] = False,
+    compare_shadow: Annotated[
+        bool,
+        typer.Option(
+            "--compare-shadow",
+            help="Start two gateways from --config, with and without its arms' shadow models, and send "
+            "both the same requests in alternating blocks; print the latency ratios and the shadow work done "
+            "(--url is not used).",
+        ),
+    ] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Workers of each gateway --compare-shadow starts.")
+    ] = 2,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     features_dir: FeaturesDirOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Load-test a running gateway: p50/p95/p99 latency and throughput, overall and per arm."""
+    """Load-test a running gateway: p50/p95/p99 latency and throughput, overall and per arm (and per
+    group: interleaved requests are their own)."""
+    if compare_shadow:
+        if compare_mood or compare_naive:
+            raise UserError("use one of --compare-shadow, --compare-mood, --compare-naive")
+        from gateway.loadtest.shadow_bench import compare_shadow as run_compare
+
+        runs, extra = run_compare(
+            store_from(features_dir, config),
+            config or Path("config.yaml"),
+            requests=requests,
+            concurrency=concurrency,
+            workers=workers,
+            seed=seed,
+            limit=limit,
+        )
+        _print_bench(runs, extra, requests, concurrency, url, as_json)
+        if not as_json:
+            verdict = "[green]met[/]" if extra["passed"] else "[red]NOT met[/]"
+            console.print(
+                f"with ÷ without shadow (same requests, same run): {extra['with_over_without']}; shadow work: "
+                f"{extra['shadow_work']}; bar p99 +{extra['bar_p99_increase']:.0%}: {verdict}"
+            )
+        return
     from gateway.loadtest.bench import bench
 
     runs, extra = bench(
@@ -53,6 +89,16 @@ def bench_command(
         compare_naive=compare_naive,
         config=config,
     )
+    _print_bench(runs, extra, requests, concurrency, url, as_json)
+    if as_json:
+        return
+    if compare_mood:
+        console.print(f"mood overhead (with − without, same run): {extra['mood_overhead_ms']}")
+    if compare_naive:
+        console.print(f"gateway vs naive reference (× faster, same requests, same run): {extra['speedup']}")
+
+
+def _print_bench(runs: dict, extra: dict, requests: int, concurrency: int, url: str, as_json: bool) -> None:
     if as_json:
         print(json.dumps({**runs, **extra} if extra else runs[""]))
         return
@@ -78,10 +124,6 @@ def bench_command(
                 )
         console.print(table)
         console.print(f"errors: {summary['errors']}, statuses: {summary['statuses']}")
-    if compare_mood:
-        console.print(f"mood overhead (with − without, same run): {extra['mood_overhead_ms']}")
-    if compare_naive:
-        console.print(f"gateway vs naive reference (× faster, same requests, same run): {extra['speedup']}")
 
 
 @friendly

@@ -66,3 +66,83 @@ def print_analysis(result: dict) -> None:
         console.print(
             f"  {split['arm']} {split['model_version']}: {split['requests']} requests, Hitrate@5 {split['hitrate']:.4f} ({split['first_request']} .. {split['last_request']})"
         )
+    if "interleaving" in result:
+        print_interleaving(result["interleaving"])
+
+
+def print_interleaving(il: dict) -> None:
+    """The interleaving part of ``recsys analyze``: wins, ties and the preference for the treatment."""
+    c, t = il["control"], il["treatment"]
+    table = Table(
+        "requests",
+        "users",
+        f"wins {c}",
+        f"wins {t}",
+        "ties",
+        f"preference for {t}",
+        "95 % CI",
+        "p-value",
+        title="interleaved requests (team draft)",
+    )
+    lo, hi = il["ci95"]
+    table.add_row(
+        str(il["requests"]),
+        str(il["users"]),
+        str(il["wins"][c]),
+        str(il["wins"][t]),
+        str(il["ties"]),
+        f"{il['preference']:+.4f}",
+        f"[{lo:+.4f}, {hi:+.4f}]",
+        f"{il['p_value']:.4f}",
+    )
+    console.print(table)
+    console.print(f"preference = (wins {t} − wins {c}) / requests with a winner; {il['method']}")
+    if il.get("message"):
+        console.print(f"[yellow]{il['message']}[/]")
+
+
+def print_shadow(report: dict) -> None:
+    """``recsys analyze --shadow``: one row per shadow model."""
+    table = Table(
+        "arm",
+        "shadow model",
+        "scored",
+        "dropped",
+        "errors",
+        "Jaccard@5",
+        "RBO@5",
+        "latency p50 / p99 ms",
+        "E[Hitrate@5] shadow / served",
+        title=f"shadow models, experiment {report['experiment']}",
+    )
+    for s in report["shadow"]:
+        judged = s.get("expected_hitrate@5")
+        table.add_row(
+            s["arm"],
+            s["model_version"],
+            str(s["scored"]),
+            str(s["dropped"]),
+            str(s["errors"]),
+            "" if s["jaccard@5"] is None else f"{s['jaccard@5']:.3f}",
+            "" if s["rbo@5"] is None else f"{s['rbo@5']:.3f}",
+            f"{s['latency_ms']['p50']} / {s['latency_ms']['p99']}",
+            "" if judged is None else f"{judged['shadow']:.4f} / {judged['served']:.4f}",
+        )
+    console.print(table)
+
+
+def print_interleave_validation(v: dict) -> None:
+    """``recsys analyze validate --mode interleave``."""
+    n = v["users_for_80pct_power"]
+    console.print(
+        f"{v['runs']} runs each, {v['users']:,} users, {v['requests']:,} requests per run\n"
+        f"A/A interleaving (control on both teams): false-positive rate at alpha 0.05 = "
+        f"{v['aa_false_positive_rate']:.3f} (95 % CI {v['aa_ci95'][0]:.3f}-{v['aa_ci95'][1]:.3f}; must be 0.03-0.07)\n"
+        f"control vs test: truth's A/B effect {v['ab_true_effect']:+.4f} Hitrate@5; expected preference for test "
+        f"{v['expected_preference']:+.4f} (mean over runs {v['preference_mean']:+.4f}); sign agrees in "
+        f"{v['sign_agreement']:.1%} of runs\n"
+        f"users for 80 % power (alpha 0.05), by {v['source']['ab']} / {v['source']['interleave']}: A/B {n['ab']:,} "
+        f"(both arms), interleaving {n['interleave']:,} -> {v['ratio']:.1f}x fewer\n"
+        f"closed form: {v['closed_form']} (per-user variance {v['variance_per_user']}); simulated power at "
+        f"those sizes: {v['empirical_power']}"
+    )

@@ -78,7 +78,10 @@ def run_bench(
     timeout: float = 10.0,
     warmup: int = 20,
     mood: str | None = None,
+    request_ids: str | None = None,
 ) -> BenchResult:
+    """``requests`` requests from ``concurrency`` closed-loop clients; with ``request_ids`` each
+    measured request is sent with X-Request-ID ``<request_ids>-<i>`` (to find its log rows)."""
     rng = np.random.default_rng(seed)
     extra = {"mood": mood} if mood else {}
     users = rng.choice(user_ids, requests + warmup)
@@ -106,10 +109,13 @@ def run_bench(
                     i = next(counter, None)
                 if i is None:
                     return
+                headers = {"X-Request-ID": f"{request_ids}-{i}"} if request_ids else None
                 started = time.perf_counter()
                 try:
                     r = client.get(
-                        base, params={"id": int(users[i]), "time": stamps[i], "limit": limit, **extra}
+                        base,
+                        params={"id": int(users[i]), "time": stamps[i], "limit": limit, **extra},
+                        headers=headers,
                     )
                     elapsed = (time.perf_counter() - started) * 1000
                     with lock:

@@ -1,8 +1,9 @@
 """The FastAPI application: ``create_app`` builds it, the lifespan loads everything heavy.
 
 Start-up loads the feature store (online lookup, in memory), the catalogue, and every arm's
-model, validated; the exposure writer starts and replays any spill left by earlier runs.
-Shutdown stops taking requests (uvicorn), then flushes the exposure log.
+model (and shadow model), validated; the exposure writer starts and replays any spill left by
+earlier runs, and so does the shadow scorer's log. Shutdown stops taking requests (uvicorn),
+then finishes the queued shadow work (bounded) and flushes both logs.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from gateway.config import Settings, load_settings
-from gateway.exposure import Exposure, ExposureSink, ExposureWriter, SqlExposureSink
+from gateway.exposure import (
+    ExposureSink,
+    ExposureWriter,
+    ShadowExposure,
+    SqlExposureSink,
+    SqlShadowSink,
+)
 from gateway.features.artifacts import current_store_dir
 from gateway.features.redis_history import RedisHistory
 from gateway.features.store import FeatureStore
@@ -28,6 +35,7 @@ from gateway.serving.limits import BodySizeLimit
 from gateway.serving.moods import configured_encoder
 from gateway.serving.prometheus import Metrics
 from gateway.serving.routes import catalogue, events, ops, recommendations
+from gateway.serving.shadow import CountRequests, Idle, ShadowScorer
 from gateway.serving.state import Catalogue, ReloadError, ServingState, build_snapshot, compile_in_background
 from gateway.storage.engine import make_engine
 
@@ -46,12 +54,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _claim_orphan_spills(spill_dir: Path, own: Path, writer: ExposureWriter) -> int:
+EXPOSURE_FILES = ("exposures-*.jsonl", "journal-*.jsonl")
+SHADOW_FILES = ("shadow-*.jsonl",)
+
+
+def _claim_orphan_spills(
+    spill_dir: Path, own: Path, writer: ExposureWriter, patterns: tuple[str, ...] = EXPOSURE_FILES
+) -> int:
     """Requeue spill files and crash journals left by earlier processes (each claimed by an
     atomic rename; inserts are idempotent on request_id, so a replay never duplicates)."""
     count = 0
     pid = os.getpid()
-    for path in sorted([*spill_dir.glob("exposures-*.jsonl"), *spill_dir.glob("journal-*.jsonl")]):
+    for path in sorted(p for pattern in patterns for p in spill_dir.glob(pattern)):
         owner = int(path.stem.split("-")[1]) if path.stem.split("-")[1].isdigit() else -1
         if path == own or owner == pid or _pid_alive(owner):
             continue  # a live worker's files are its own business
@@ -62,7 +76,7 @@ def _claim_orphan_spills(spill_dir: Path, own: Path, writer: ExposureWriter) -> 
             continue  # another worker took it
         for line in claimed.read_text().splitlines():
             try:
-                exposure = Exposure.from_json(line)
+                exposure = writer.record.from_json(line)
             except (ValueError, TypeError, KeyError):
                 continue  # a line torn by a crash: its response was never sent
             writer.submit(exposure)
@@ -107,10 +121,12 @@ def create_app(
         if recovered:
             log.info("replayed %d exposures left by an earlier run", recovered)
         app.state.metrics.watch_exposures(writer)
+        app.state.shadow = _start_shadow(app, cfg, exposure_sink)
         _install_sighup(app, store)
         try:
             yield
         finally:
+            app.state.shadow.close()
             writer.close()
             app.state.engine.dispose()
             if app.state.history is not None:
@@ -123,7 +139,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.metrics = Metrics()
+    app.state.idle = Idle()  # requests in flight: the shadow scorer works in the gaps
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(CountRequests, idle=app.state.idle)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -145,6 +163,27 @@ def create_app(
     app.include_router(events.router)
     app.openapi = lambda: _openapi(app)
     return app
+
+
+def _start_shadow(app: FastAPI, cfg: Settings, sink: ExposureSink | None) -> ShadowScorer:
+    """The shadow scorer and its log (also when no arm has a shadow yet: a reload may add one)."""
+    spill_dir = Path(cfg.paths.spill_dir)
+    spill = spill_dir / f"shadow-{os.getpid()}.jsonl"
+    writer = ExposureWriter(
+        sink or SqlShadowSink(app.state.engine),
+        spill,
+        journal=False,
+        record=ShadowExposure,
+        name="shadow-writer",
+    ).start()
+    _claim_orphan_spills(spill_dir, spill, writer, SHADOW_FILES)
+    return ShadowScorer(
+        writer,
+        app.state.metrics.registry,
+        max_queue=cfg.serving.shadow_queue,
+        nice=cfg.serving.shadow_nice,
+        idle=app.state.idle,
+    ).start()
 
 
 def _openapi(app: FastAPI) -> dict:

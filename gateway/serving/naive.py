@@ -51,6 +51,8 @@ def create_naive_app(config_path: str | None = None) -> FastAPI:
         if user_idx < 0:
             raise HTTPException(404, "user not found")
         arm = assign(app.state.experiment, id).arm
+        if arm not in app.state.models:  # the interleaved group: the reference has no merge
+            arm = app.state.experiment.arms[0]
         ranker = app.state.models[arm]
         seconds = to_epoch_seconds(time)
         frame = pd.DataFrame(store.compute([user_idx], [seconds]))[ranker.features]

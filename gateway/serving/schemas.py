@@ -20,7 +20,9 @@ class MoodOut(BaseModel):
 
 
 class RecommendationResponse(BaseModel):
-    exp_group: str = Field(description="The arm that served this request: control or test")
+    exp_group: str = Field(
+        description="The arm that served this request (control or test), or interleaved: a team-draft merge of both"
+    )
     recommendations: list[PostOut]
     mood: MoodOut | None = Field(None, description="How the request's mood was understood (only when one was sent)")
 
@@ -56,6 +58,10 @@ class ArmOut(BaseModel):
     inference: str = Field(
         description="How this arm's model runs: compiled (lleaves) or the library's native predictor"
     )
+    shadow_model_path: str | None = Field(None, description="The arm's shadow model folder, if any")
+    shadow_model_version: str | None = Field(
+        None, description="The shadow model that scores this arm's requests off the response path"
+    )
 
 
 class ExperimentOut(BaseModel):
@@ -65,6 +71,10 @@ class ExperimentOut(BaseModel):
     salt: str
     coverage: float
     arms: list[ArmOut]
+    interleave_weight: float = Field(
+        0.0,
+        description="Share of users whose requests interleave the first two arms (normalised like weights); 0 = off",
+    )
     overrides: int = Field(description="Number of forced user overrides")
     loaded_at: str
     feature_store_version: str

@@ -1,5 +1,8 @@
 """What the gateway serves with: an immutable snapshot (experiment + loaded rankers) that a
-reload replaces atomically. A request takes one reference at its start and finishes on it."""
+reload replaces atomically. A request takes one reference at its start and finishes on it.
+
+An arm's shadow model (``shadow:`` beside ``model:``) is part of the snapshot: loaded,
+checksummed, probed and compiled exactly like the arm's own model, swapped with it."""
 
 from __future__ import annotations
 
@@ -58,6 +61,8 @@ class Snapshot:
     mood_lexicon: Lexicon = field(default_factory=default_lexicon)
     pending_compile: tuple = ()  # (ranker, probe features) still on the native predictor
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    shadows: dict = field(default_factory=dict)  # arm -> its shadow ranker
+    shadow_versions: dict[str, str] = field(default_factory=dict)
 
 
 class ReloadError(RuntimeError):
@@ -65,17 +70,24 @@ class ReloadError(RuntimeError):
 
 
 def experiment_from(settings: Settings) -> Experiment:
-    e = settings.experiment
-    return Experiment(
-        name=e.name,
-        salt=e.salt,
-        arms=tuple(a.name for a in e.arms),
-        weights=tuple(a.weight for a in e.arms),
-        scheme=e.scheme,
-        coverage=e.coverage,
-        enabled=e.enabled,
-        overrides=dict(e.overrides),
-    )
+    return Experiment.from_settings(settings.experiment)
+
+
+def _load_probed(what: str, model_dir: Path, store: FeatureStore, settings: Settings, probe_at, probe):
+    """A model folder loaded (checksum, feature list), probed on one request; ReloadError if not fit."""
+    probe_user, probe_time = probe_at
+    try:
+        ranker = load_ranker(
+            model_dir, store.manifest["feature_set_version"], threads=settings.serving.predict_threads
+        )
+        scores = ranker.score(store, probe_user, probe_time, probe)
+    except ModelError as exc:
+        raise ReloadError(f"{what}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - a model that cannot score is rejected, whatever the cause
+        raise ReloadError(f"{what}: model failed a probe prediction ({type(exc).__name__}: {exc})") from exc
+    if scores.shape != (1, len(store.post_ids)) or not np.all(np.isfinite(scores)):
+        raise ReloadError(f"{what}: model returned invalid scores on a probe request")
+    return ranker
 
 
 def build_snapshot(
@@ -91,29 +103,22 @@ def build_snapshot(
         lexicon = Lexicon.load(settings.serving.mood_lexicon)
     except LexiconError as exc:
         raise ReloadError(str(exc)) from exc
-    rankers, versions, pending = {}, {}, []
+    rankers, versions, pending, shadows = {}, {}, [], {}
     probe_user = np.array([0])
     probe_time = np.array([store.manifest["day0"] + 86400 * max(store.manifest["days"] - 1, 0) + 12 * 3600])
     probe = store.compute(probe_user, probe_time)
     for arm in settings.experiment.arms:
-        try:
-            ranker = load_ranker(
-                arm.model, store.manifest["feature_set_version"], threads=settings.serving.predict_threads
-            )
-            scores = ranker.score(store, probe_user, probe_time, probe)
-        except ModelError as exc:
-            raise ReloadError(f"arm {arm.name}: {exc}") from exc
-        except Exception as exc:  # noqa: BLE001 - a model that cannot score is rejected, whatever the cause
-            raise ReloadError(
-                f"arm {arm.name}: model failed a probe prediction ({type(exc).__name__}: {exc})"
-            ) from exc
-        if scores.shape != (1, len(store.post_ids)) or not np.all(np.isfinite(scores)):
-            raise ReloadError(f"arm {arm.name}: model returned invalid scores on a probe request")
-        wants_compiled = settings.serving.compiled_inference
-        if wants_compiled and not attach_compiled(ranker, probe, compile_if_missing=False):
-            pending.append(ranker)
-        rankers[arm.name] = ranker
-        versions[arm.name] = ranker.version
+        loaded = [(rankers, f"arm {arm.name}", arm.model)]
+        if arm.shadow is not None:
+            loaded.append((shadows, f"arm {arm.name} shadow", arm.shadow))
+        for into, what, model_dir in loaded:
+            ranker = _load_probed(what, model_dir, store, settings, (probe_user, probe_time), probe)
+            if settings.serving.compiled_inference and not attach_compiled(
+                ranker, probe, compile_if_missing=False
+            ):
+                pending.append(ranker)
+            into[arm.name] = ranker
+        versions[arm.name] = rankers[arm.name].version
     return Snapshot(
         experiment=experiment,
         rankers=rankers,
@@ -122,6 +127,8 @@ def build_snapshot(
         mood_weight=settings.serving.mood_weight,
         mood_lexicon=lexicon,
         pending_compile=tuple((ranker, probe) for ranker in pending),
+        shadows=shadows,
+        shadow_versions={arm: ranker.version for arm, ranker in shadows.items()},
     )
 
 

@@ -27,6 +27,8 @@ def _db(tmp_path, rows, likes):
     frame["cold_start"] = False
     frame["topic"] = None
     frame["mood"] = None
+    for column in ("teams", "model_versions", "shadow_version"):  # interleaving and shadow only
+        frame[column] = None
     frame["post_ids"] = frame["post_ids"].map(json.dumps)
     frame["in_experiment"] = frame["in_experiment"].astype(int)
     bulk_insert(engine, exposures, frame.reindex(columns=[c.name for c in exposures.columns]))  # later nullable columns: NULL

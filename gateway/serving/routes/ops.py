@@ -52,6 +52,8 @@ def experiment(request: Request, state: StateDep, store: StoreDep) -> Experiment
     snap = state.snapshot
     e = snap.experiment
     paths = {name: str(r.manifest.get("_path", "")) for name, r in snap.rankers.items()}
+    shares = e.normalized_weights  # the arms', then the interleaved group's
+    shadows = snap.shadows
     return ExperimentOut(
         name=e.name,
         enabled=e.enabled,
@@ -65,9 +67,12 @@ def experiment(request: Request, state: StateDep, store: StoreDep) -> Experiment
                 model_path=paths.get(a, ""),
                 model_version=snap.versions[a],
                 inference=snap.rankers[a].inference,
+                shadow_model_path=str(shadows[a].manifest.get("_path", "")) if a in shadows else None,
+                shadow_model_version=shadows[a].version if a in shadows else None,
             )
-            for a, w in zip(e.arms, e.normalized_weights, strict=True)
+            for a, w in zip(e.arms, shares, strict=False)
         ],
+        interleave_weight=shares[-1] if e.interleaving else 0.0,
         overrides=len(e.overrides),
         loaded_at=snap.loaded_at,
         feature_store_version=store.version,

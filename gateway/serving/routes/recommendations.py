@@ -22,6 +22,7 @@ from gateway.serving.deps import CatalogueDep, MetricsDep, StateDep, StoreDep, W
 from gateway.serving.prometheus import Metrics
 from gateway.serving.recommend import UnknownUserError, recommend
 from gateway.serving.schemas import Message, RecommendationResponse
+from gateway.serving.shadow import ShadowJob
 
 router = APIRouter(tags=["recommendations"])
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -113,15 +114,25 @@ def get_recommendations(
     seconds = to_epoch_seconds(time_)
     if request.app.state.history is not None:
         store = user_view(request.app.state.history, store, id, metrics)
+    request_id = x_request_id if x_request_id and _REQUEST_ID.match(x_request_id) else uuid.uuid4().hex
     try:
         result = recommend(
-            snapshot, store, catalogue, id, seconds, limit, topic, mood_similarity, snapshot.mood_weight
+            snapshot,
+            store,
+            catalogue,
+            id,
+            seconds,
+            limit,
+            topic,
+            mood_similarity,
+            snapshot.mood_weight,
+            request_id,
         )
     except UnknownUserError as exc:
         metrics.requests.labels("recommendations", "none", "none", "404").inc()
         raise HTTPException(404, str(exc)) from None
     arm, version = result.assignment.arm, result.model_version
-    request_id = x_request_id if x_request_id and _REQUEST_ID.match(x_request_id) else uuid.uuid4().hex
+    shadow = snapshot.shadows.get(arm) if result.features is not None else None
     post_ids = [int(catalogue.post_ids[i]) for i in result.post_idx]
     # Serialised here with orjson: returning a Response skips FastAPI's re-validation of the
     # response model (the schema is still documented and the tests check bodies against it).
@@ -153,8 +164,14 @@ def get_recommendations(
             mood=mood.strip() if moody else None,
             cold_start=result.cold_start,
             mood_matched=moody.matched if moody else None,
+            teams=result.teams,
+            model_versions=result.model_versions,
+            shadow_version=shadow.version if shadow is not None else None,
         )
     )
+    if shadow is not None:  # after the response is produced; dropped (and counted) when the queue is full
+        job = (request_id, arm, shadow, store, catalogue, result, id, seconds, limit, topic, mood_similarity)
+        request.app.state.shadow.submit(ShadowJob.of(*job, snapshot.mood_weight))
     metrics.requests.labels("recommendations", arm, version, "200").inc()
     metrics.latency.labels(arm, version).observe(latency)
     headers = {"X-Request-ID": request_id, "X-Exp-Group": arm, "X-Model-Version": version}
