@@ -77,7 +77,12 @@ def run_demo(
     report.world = describe_world(engine)
     store_dir = step(
         "features",
-        lambda: build_feature_store(engine, settings.paths.features_dir, seed=settings.training.seed),
+        lambda: build_feature_store(
+            engine,
+            settings.paths.features_dir,
+            seed=settings.training.seed,
+            holdout_days=settings.training.validation_days + settings.training.evaluation_days,
+        ),
     )
     store = FeatureStore.load(store_dir)
     report.features = store.version

@@ -38,7 +38,9 @@ def evaluate_command(
     features_dir: FeaturesDirOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Expected Hitrate@5 under the truth: control, test, random, popularity, oracle."""
+    """Expected Hitrate@5 under the truth: control, test, random, popularity, oracle and the
+    learnable ceiling (the truth with the user terms estimated from the past); each ranker's share
+    of the oracle's lift over popularity ("captured lift")."""
     from gateway.judging.evaluation import evaluate_arms
 
     settings = settings_from(config)

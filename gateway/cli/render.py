@@ -9,11 +9,19 @@ from gateway.cli.common import console
 
 def print_evaluation(evaluation: dict, title: str) -> None:
     """The ``hitrate@5`` / ``ci95`` / ``auc`` of an evaluation (``EvaluationResult.as_json()``)."""
-    table = Table("ranker", "Hitrate@5 (expected)", "95 % CI", "ROC-AUC", title=title)
+    table = Table("ranker", "Hitrate@5 (expected)", "95 % CI", "captured lift", "ROC-AUC", title=title)
+    captured = evaluation.get("captured_lift", {})
     for name, value in evaluation.get("hitrate@5", {}).items():
         lo, hi = evaluation["ci95"][name]
         auc = evaluation["auc"].get(name)
-        table.add_row(name, f"{value:.4f}", f"[{lo:.4f}, {hi:.4f}]", "" if auc is None else f"{auc:.4f}")
+        share = captured.get(name)
+        table.add_row(
+            name,
+            f"{value:.4f}",
+            f"[{lo:.4f}, {hi:.4f}]",
+            "" if share is None else f"{share:.3f}",
+            "" if auc is None else f"{auc:.4f}",
+        )
     console.print(table)
 
 

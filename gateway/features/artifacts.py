@@ -15,7 +15,8 @@ POST_TEXTS = "post_texts.parquet"
 EVENTS = "events.npz"
 POST_DAILY = "post_daily.npz"
 TEXT_SPACE = "text_space.npz"
-ARTIFACTS = (MANIFEST, USERS, POSTS, POST_TEXTS, EVENTS, POST_DAILY, TEXT_SPACE)
+TASTE = "taste.npz"  # the users × taste clusters factor model (features/taste.py)
+ARTIFACTS = (MANIFEST, USERS, POSTS, POST_TEXTS, EVENTS, POST_DAILY, TEXT_SPACE, TASTE)
 
 
 class FeatureStoreError(RuntimeError):

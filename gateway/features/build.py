@@ -19,8 +19,17 @@ from sqlalchemy import Engine, text
 
 from gateway.features import artifacts as A
 from gateway.features.artifacts import FeatureStoreError
-from gateway.features.definitions import FEATURE_NAMES, FEATURE_SET_VERSION, N_CLUSTERS, SVD_DIMS
-from gateway.features.text import fit_text_space
+from gateway.features.definitions import (
+    FEATURE_NAMES,
+    FEATURE_SET_VERSION,
+    N_CLUSTERS,
+    SVD_DIMS,
+    TASTE_PER_TOPIC,
+    TASTE_RANK,
+    TASTE_SVD_DIMS,
+)
+from gateway.features.taste import counts_by_user, fit_taste
+from gateway.features.text import cluster_within_topics, fit_text_space
 from gateway.fsutil import atomic_path
 from gateway.progress import track
 from gateway.storage import iter_query, read_frame, table_exists
@@ -67,15 +76,29 @@ def _read_feed(engine: Engine, user_ids: np.ndarray, post_ids: np.ndarray) -> di
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
+def _fit_taste(feed: dict[str, np.ndarray], taste_cluster: np.ndarray, n_users: int, until: int, seed: int):
+    """The users × taste clusters factor model, fitted on the events before ``until`` only."""
+    n_clusters = int(taste_cluster.max()) + 1
+    early = feed["seconds"] < until
+    counts = [
+        counts_by_user(feed["user"][rows], taste_cluster[feed["post"][rows]], n_users, n_clusters)
+        for rows in (early & ~feed["like"], early & feed["like"])
+    ]
+    return fit_taste(*counts, rank=TASTE_RANK, seed=seed)
+
+
 def _fingerprint(*arrays: np.ndarray) -> str:
-    digest = hashlib.sha1(FEATURE_SET_VERSION.encode())
+    digest = hashlib.sha1(f"{FEATURE_SET_VERSION}/{TASTE_PER_TOPIC}/{TASTE_SVD_DIMS}/{TASTE_RANK}".encode())
     for array in arrays:
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:10]
 
 
-def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -> Path:
-    """Build artifacts from the database into ``features_dir/<version>``; return that folder."""
+def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42, holdout_days: int = 14) -> Path:
+    """Build artifacts from the database into ``features_dir/<version>``; return that folder.
+
+    The taste factor model is fitted on the events before the feed's last ``holdout_days``
+    days (training.validation_days + evaluation_days: the training window)."""
     started = time.perf_counter()
     for name in Tables.SOURCE:
         if not table_exists(engine, name):
@@ -110,6 +133,10 @@ def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -
     )
     for k in range(embedding.shape[1]):
         post_table[f"svd_{k}"] = embedding[:, k]
+    taste_cluster = cluster_within_topics(
+        posts["text"].tolist(), topic_code, TASTE_PER_TOPIC, TASTE_SVD_DIMS, seed
+    )
+    post_table["taste_cluster"] = taste_cluster
 
     day0 = int(pd.Timestamp(datetime.fromtimestamp(int(feed["seconds"].min()), UTC).date()).timestamp())
     day = ((feed["seconds"] - day0) // 86400).astype(np.int64)
@@ -125,6 +152,9 @@ def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -
     def before(daily: np.ndarray) -> np.ndarray:
         """Row d = totals over the days before d (row 0 is all zeros)."""
         return np.vstack([np.zeros((1, n_posts), np.int32), np.cumsum(daily, axis=0).astype(np.int32)])
+
+    fit_until = day0 + max(1, n_days - holdout_days) * 86400
+    taste = _fit_taste(feed, taste_cluster, len(user_ids), fit_until, seed)
 
     version = f"{FEATURE_SET_VERSION}-{_fingerprint(user_ids, post_ids, feed['seconds'][:: max(1, len(day) // 100_000)], np.array([len(day)]))}"
     out = features_dir / version
@@ -149,6 +179,7 @@ def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -
             components=space.components,
             centers=space.centers,
         )
+        np.savez(tmp / A.TASTE, **taste.arrays())
         manifest = {
             "version": version,
             "feature_set_version": FEATURE_SET_VERSION,
@@ -168,6 +199,11 @@ def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -
             "days": n_days,
             "global_ctr": float(feed["like"].sum() / max(1, is_view.sum())),
             "vocabularies": vocabularies,
+            "taste": {
+                "clusters": int(TASTE_PER_TOPIC * len(topic_vocab)),
+                "rank": TASTE_RANK,
+                "fitted_before": datetime.fromtimestamp(fit_until, UTC).replace(tzinfo=None).isoformat(),
+            },
             "build_seconds": round(time.perf_counter() - started, 2),
         }
         (tmp / A.MANIFEST).write_text(json.dumps(manifest, indent=1))

@@ -10,13 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-FEATURE_SET_VERSION = "fs-3"
+FEATURE_SET_VERSION = "fs-4"
 SVD_DIMS = 16
 N_CLUSTERS = 30
 # Smoothing of rates toward the global like rate (pseudo-counts).
 POST_PRIOR_VIEWS = 50.0
 USER_PRIOR_VIEWS = 20.0
 TOPIC_PRIOR_LIKES = 5.0
+# Taste clusters (features/taste.py): k-means within each topic, and the rank of the users ×
+# taste clusters factorisation fitted on the training window.
+TASTE_PER_TOPIC = 6
+TASTE_SVD_DIMS = 16
+TASTE_RANK = 5
+TASTE_PRIOR_VIEWS = 5.0  # pseudo-views of the model's prediction in u_taste_rate
 
 
 @dataclass(frozen=True)
@@ -70,13 +76,32 @@ FEATURES: tuple[Feature, ...] = (
         "cross",
         "user's share of likes in the post's text cluster ÷ the cluster's catalogue share",
     ),
+    Feature("taste_cluster", "post", "k-means cluster of the text within the post's topic", True),
+    Feature(
+        "u_taste_score",
+        "cross",
+        "the user's factor (folded in from views and likes per taste cluster before the request's "
+        "day) · the post's taste-cluster factor: the user's learnt taste for the post's cluster, "
+        "in log-odds",
+    ),
+    Feature("u_taste_norm", "history", "norm of the user's taste factor (how distinct the taste is)"),
+    Feature(
+        "u_taste_views", "cross", "log1p of the user's views before the request's day in the post's taste cluster"
+    ),
+    Feature(
+        "u_taste_rate",
+        "cross",
+        "the user's like rate before the request's day in the post's taste cluster, shrunk towards the factor "
+        "model's prediction for the user and the cluster",
+    ),
 )
 FEATURE_NAMES = tuple(f.name for f in FEATURES)
 CATEGORICAL = frozenset(f.name for f in FEATURES if f.categorical)
 USER_FEATURES = tuple(f.name for f in FEATURES if f.entity == "user")
 
 # "classic": the classic model of the source course: demographics, post popularity, time,
-# topic-level history and one simple text similarity.
+# topic-level history and one simple text similarity; and, as production rankers do, the score
+# of a collaborative factor model (the user's learnt taste for the post's cluster).
 CLASSIC = (
     "gender",
     "age",
@@ -97,9 +122,12 @@ CLASSIC = (
     "u_today_ctr",
     "u_topic_lift",
     "u_profile_sim",
+    "u_taste_score",
+    "u_taste_norm",
 )
 # "taste": the same, plus what the text reveals about each user's taste: the embedding itself,
-# text clusters and the user's likes in them, the profile contrast; and city.
+# text clusters and the user's likes in them, the profile contrast, the taste cluster with the
+# user's views and shrunk like rate in it; and city.
 TASTE = (
     *CLASSIC,
     "city",
@@ -108,6 +136,9 @@ TASTE = (
     "u_profile_contrast",
     "u_cluster_likes",
     "u_cluster_lift",
+    "taste_cluster",
+    "u_taste_views",
+    "u_taste_rate",
     *(f"svd_{k}" for k in range(SVD_DIMS)),
 )
 FEATURE_SETS: dict[str, tuple[str, ...]] = {"classic": CLASSIC, "taste": TASTE}

@@ -110,15 +110,7 @@ class RedisHistory:
 
 
 def _index(store: FeatureStore, users: np.ndarray, ev: np.ndarray) -> EventIndex:
-    return EventIndex.build(
-        users,
-        ev["post"].astype(np.int64),
-        ev["seconds"],
-        ev["like"].astype(bool),
-        store.post_emb,
-        store.posts["topic"],
-        store.posts["cluster"],
-    )
+    return store.index_events(users, ev["post"].astype(np.int64), ev["seconds"], ev["like"].astype(bool))
 
 
 def _empty_index(store: FeatureStore) -> EventIndex:

@@ -21,10 +21,12 @@ from gateway.features.artifacts import FeatureStoreError
 from gateway.features.definitions import (
     FEATURE_NAMES,
     POST_PRIOR_VIEWS,
+    TASTE_PRIOR_VIEWS,
     TOPIC_PRIOR_LIKES,
     USER_FEATURES,
     USER_PRIOR_VIEWS,
 )
+from gateway.features.taste import TasteModel, fold_in
 
 _T0 = int(pd.Timestamp("2020-01-01").timestamp())  # keys hold seconds since 2020 in 32 bits
 _SHIFT = np.int64(32)
@@ -54,10 +56,21 @@ class EventIndex:
     like_emb_cum: np.ndarray  # per-user inclusive running sum of liked embeddings
     topic_like_keys: np.ndarray  # ((user * topics + topic) << 32) | t
     cluster_like_keys: np.ndarray
+    taste_view_keys: np.ndarray  # ((user * taste clusters + taste cluster) << 32) | t, views
+    taste_like_keys: np.ndarray  # the same for likes
 
     @classmethod
     def build(
-        cls, user, post, seconds, like, emb: np.ndarray, topic: np.ndarray, cluster: np.ndarray
+        cls,
+        user,
+        post,
+        seconds,
+        like,
+        emb: np.ndarray,
+        topic: np.ndarray,
+        cluster: np.ndarray,
+        taste_cluster: np.ndarray,
+        n_taste: int,
     ) -> EventIndex:
         user, post, seconds, like = (np.asarray(a) for a in (user, post, seconds, like))
         like = like.astype(bool)
@@ -84,6 +97,10 @@ class EventIndex:
             like_emb_cum=cum.astype(np.float32).reshape(-1, emb.shape[1]),
             topic_like_keys=np.sort(_keys(like_user * n_topics + topic[like_post], like_seconds)),
             cluster_like_keys=np.sort(_keys(like_user * n_clusters + cluster[like_post], like_seconds)),
+            taste_view_keys=np.sort(
+                _keys(user[~like].astype(np.int64) * n_taste + taste_cluster[post[~like]], seconds[~like])
+            ),
+            taste_like_keys=np.sort(_keys(like_user * n_taste + taste_cluster[like_post], like_seconds)),
         )
 
     def history(
@@ -113,6 +130,15 @@ class EventIndex:
             "cluster_likes": per_group(self.cluster_like_keys, n_clusters),
         }
 
+    def taste_counts(self, user_idx: np.ndarray, until: np.ndarray, n_taste: int) -> tuple[np.ndarray, np.ndarray]:
+        """(requests, taste clusters) views and likes of each user strictly before ``until``."""
+        entity = (user_idx[:, None] * n_taste + np.arange(n_taste)).ravel()
+        since, until = np.zeros(len(entity), np.int64), np.repeat(until, n_taste)
+        return tuple(
+            _count_between(keys, entity, since, until).reshape(-1, n_taste)
+            for keys in (self.taste_view_keys, self.taste_like_keys)
+        )
+
     def liked_before(self, user_idx: int, seconds: int) -> np.ndarray:
         lo = np.searchsorted(self.like_keys, _keys(user_idx, 0))
         hi = np.searchsorted(self.like_keys, _keys(user_idx, seconds))
@@ -133,6 +159,7 @@ class FeatureStore:
     topic_share: np.ndarray  # catalogue share of each topic
     cluster_share: np.ndarray  # catalogue share of each text cluster
     events: dict[str, np.ndarray]  # the offline event log (user, post, seconds, like, target)
+    taste: TasteModel  # users × taste clusters factors, fitted offline on the training window
     recent: EventIndex | None = None  # events received online since start
     _recent_log: dict[str, list[np.ndarray]] = field(
         default_factory=lambda: {k: [] for k in ("user", "post", "seconds", "like")}
@@ -149,7 +176,8 @@ class FeatureStore:
             posts = pd.read_parquet(path / A.POSTS)
             events = np.load(path / A.EVENTS)
             daily = np.load(path / A.POST_DAILY)
-            store = cls.from_arrays(manifest, users, posts, dict(events), dict(daily))
+            taste = TasteModel.from_arrays(np.load(path / A.TASTE))
+            store = cls.from_arrays(manifest, users, posts, dict(events), dict(daily), taste)
             if not keep_log:
                 store.events = {}
             return store
@@ -160,7 +188,13 @@ class FeatureStore:
 
     @classmethod
     def from_arrays(
-        cls, manifest: dict, users: pd.DataFrame, posts: pd.DataFrame, events: dict, daily: dict
+        cls,
+        manifest: dict,
+        users: pd.DataFrame,
+        posts: pd.DataFrame,
+        events: dict,
+        daily: dict,
+        taste: TasteModel,
     ) -> FeatureStore:
         # C order: rows of the embedding are read whole (einsum sums them in one fixed order)
         emb = np.ascontiguousarray(
@@ -168,6 +202,7 @@ class FeatureStore:
         )
         topic = posts["topic"].to_numpy(np.int64)
         cluster = posts["cluster"].to_numpy(np.int64)
+        taste_cluster = posts["taste_cluster"].to_numpy(np.int64)
         n_topics = len(manifest["vocabularies"]["topic"])
         log = {k: np.asarray(events[k]) for k in ("user", "post", "seconds", "like", "target")}
         return cls(
@@ -175,14 +210,22 @@ class FeatureStore:
             user_ids=users["user_id"].to_numpy(np.int64),
             post_ids=posts["post_id"].to_numpy(np.int64),
             users={c: users[c].to_numpy(np.float32) for c in USER_FEATURES},
-            posts={"topic": topic, "cluster": cluster, "text_len": posts["text_len"].to_numpy(np.float32)},
+            posts={
+                "topic": topic,
+                "cluster": cluster,
+                "taste_cluster": taste_cluster,
+                "text_len": posts["text_len"].to_numpy(np.float32),
+            },
             post_emb=emb,
             post_views_before=np.asarray(daily["views"]),
             post_likes_before=np.asarray(daily["likes"]),
-            base=EventIndex.build(log["user"], log["post"], log["seconds"], log["like"], emb, topic, cluster),
+            base=EventIndex.build(
+                log["user"], log["post"], log["seconds"], log["like"], emb, topic, cluster, taste_cluster, len(taste.bias)
+            ),
             topic_share=np.bincount(topic, minlength=n_topics) / len(topic),
             cluster_share=np.bincount(cluster, minlength=int(cluster.max()) + 1) / len(cluster),
             events=log,
+            taste=taste,
         )
 
     # -- online updates ------------------------------------------------------------------
@@ -198,16 +241,22 @@ class FeatureStore:
             for key, values in (("user", user_idx), ("post", post_idx), ("seconds", seconds), ("like", like)):
                 self._recent_log[key].append(np.asarray(values))
             log = {k: np.concatenate(v) for k, v in self._recent_log.items()}
-            self.recent = EventIndex.build(
-                log["user"],
-                log["post"],
-                log["seconds"],
-                log["like"].astype(bool),
-                self.post_emb,
-                self.posts["topic"],
-                self.posts["cluster"],
-            )
+            self.recent = self.index_events(log["user"], log["post"], log["seconds"], log["like"])
             return len(log["user"])
+
+    def index_events(self, user_idx, post_idx, seconds, like) -> EventIndex:
+        """An event index over these posts' embeddings and clusters."""
+        return EventIndex.build(
+            np.asarray(user_idx, dtype=np.int64),
+            np.asarray(post_idx, dtype=np.int64),
+            np.asarray(seconds),
+            np.asarray(like).astype(bool),
+            self.post_emb,
+            self.posts["topic"],
+            self.posts["cluster"],
+            self.posts["taste_cluster"],
+            len(self.taste.bias),
+        )
 
     # -- ids -----------------------------------------------------------------------------
     @property
@@ -241,6 +290,25 @@ class FeatureStore:
     def _day(self, seconds: np.ndarray) -> np.ndarray:
         day = (np.asarray(seconds, dtype=np.int64) - self.manifest["day0"]) // 86400
         return np.clip(day, 0, self.post_views_before.shape[0] - 1)
+
+    def taste_before_day(self, user_idx: np.ndarray, seconds: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Views and likes per taste cluster before the start of each request's day, and the
+        user terms folded in from them: computed once per distinct (user, day) of the batch."""
+        day_start = seconds - seconds % 86400
+        key = user_idx * (1 << 20) + (day_start - self.manifest["day0"]) // 86400
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        users, until = user_idx[first], day_start[first]
+        n_taste = len(self.taste.bias)
+        views, likes = self.base.taste_counts(users, until, n_taste)
+        recent = self.recent
+        if recent is not None:
+            extra = recent.taste_counts(users, until, n_taste)
+            views, likes = views + extra[0], likes + extra[1]
+        # Rounded: BLAS may sum a row differently in batches of different sizes, and serving,
+        # evaluation and training must see the same bits.
+        theta = np.round(fold_in(self.taste, views, likes), 6)
+        inverse = inverse.ravel()
+        return views[inverse], likes[inverse], theta[inverse]
 
     def compute(
         self,
@@ -280,6 +348,12 @@ class FeatureStore:
             (likes > 0)[:, None], profile / np.maximum(likes, 1)[:, None] - self.post_emb.mean(axis=0), 0.0
         )
         contrast /= np.maximum(np.linalg.norm(contrast, axis=1), 1e-9)[:, None]
+        taste_views, taste_likes, taste_theta = self.taste_before_day(user_idx, seconds)
+        taste_score = _rowwise_dot(taste_theta[:, 1:], self.taste.factors).astype(np.float32)  # (requests, clusters)
+        taste_pred = 1.0 / (1.0 + np.exp(-(self.taste.bias + _rowwise_dot(taste_theta, self.taste.design))))
+        taste_rate = ((taste_likes + TASTE_PRIOR_VIEWS * taste_pred) / (taste_views + TASTE_PRIOR_VIEWS)).astype(
+            np.float32
+        )
         day = self._day(seconds)
         hour = (seconds // 3600) % 24
         weekday = (seconds // 86400 + 3) % 7  # 1970-01-01 was a Thursday
@@ -287,6 +361,7 @@ class FeatureStore:
         r, p = pair_request, pair_post
         topic = self.posts["topic"][p]
         cluster = self.posts["cluster"][p]
+        taste_cluster = self.posts["taste_cluster"][p]
         emb = self.post_emb[p]
         post_views = self.post_views_before[day[r], p]
         post_likes = self.post_likes_before[day[r], p]
@@ -330,9 +405,23 @@ class FeatureStore:
                 ),
                 "u_cluster_likes": h["cluster_likes"][r, cluster],
                 "u_cluster_lift": cluster_share / self.cluster_share[cluster],
+                "taste_cluster": taste_cluster,
+                "u_taste_score": taste_score[r, taste_cluster],
+                "u_taste_norm": np.sqrt(sum(taste_theta[:, k] ** 2 for k in range(1, taste_theta.shape[1])))[r],
+                "u_taste_views": np.log1p(taste_views[r, taste_cluster]),
+                "u_taste_rate": taste_rate[r, taste_cluster],
             }
         )
         return {name: _column(out[name], n_rows) for name in FEATURE_NAMES}
+
+
+def _rowwise_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(rows, k) · (columns, k)ᵀ summed term by term in a fixed order: the same bits for a row
+    whatever the batch (a BLAS product may order its sums by the matrix sizes)."""
+    out = np.zeros((a.shape[0], b.shape[0]))
+    for k in range(a.shape[1]):
+        out += a[:, k, None] * b[None, :, k]
+    return out
 
 
 def _column(values, n_rows: int) -> np.ndarray:

@@ -147,3 +147,27 @@ class PostTfidf:
         rows = np.concatenate([self.rows[j] for j in cols])
         values = np.concatenate([self.values[j] * w for j, w in zip(cols, weights, strict=True)])
         return np.bincount(rows, values, minlength=self.posts)
+
+
+def cluster_within_topics(texts: list[str], topics: np.ndarray, per_topic: int, dims: int, seed: int) -> np.ndarray:
+    """Cluster ids: each topic's posts clustered apart (TF-IDF and SVD fitted on that topic's
+    texts, k-means into ``per_topic`` clusters), so that a topic's sub-topics, which share its
+    words, are told apart by the words they do not share; topic ``k`` owns ids
+    ``k * per_topic ..`` (a topic with fewer posts uses fewer of them)."""
+    labels = np.zeros(len(texts), dtype=np.int64)
+    for k in np.unique(topics):
+        rows = np.flatnonzero(topics == k)
+        n_clusters = min(per_topic, len(rows))
+        if n_clusters > 1:
+            vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=2, max_features=30_000)
+            try:
+                tfidf = vectorizer.fit_transform([texts[i] for i in rows])
+            except ValueError:  # no word in two of the topic's texts: one cluster
+                tfidf = None
+            if tfidf is not None and tfidf.shape[1] > 1:
+                n_dims = min(dims, tfidf.shape[1] - 1, len(rows) - 1)
+                embedding = _normalise(TruncatedSVD(n_components=n_dims, random_state=seed).fit_transform(tfidf))
+                fitted = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed).fit(embedding)
+                labels[rows] = fitted.labels_
+        labels[rows] += int(k) * per_topic
+    return labels

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from gateway.config import Settings
 from gateway.features.dataset import features_for_views, logged_views, time_split
 from gateway.features.store import FeatureStore
+from gateway.judging.ceiling import CeilingRanker
 from gateway.judging.oracle import OracleRanker
 from gateway.progress import track
 from gateway.rankers.baselines import PopularityRanker, RandomRanker
@@ -40,10 +41,16 @@ class EvaluationResult:
     topic_hitrate: dict[str, float] = field(default_factory=dict)
     topic_ci95: dict[str, list[float]] = field(default_factory=dict)
 
+    @property
+    def captured_lift(self) -> dict[str, float]:
+        """(ranker − popularity) / (oracle − popularity) of every ranker but the two references."""
+        return captured_lift(self.hitrate)
+
     def as_json(self) -> dict:
         return {
             "requests": self.requests,
             "hitrate@5": self.hitrate,
+            "captured_lift": self.captured_lift,
             "ci95": self.ci95,
             "auc": self.auc,
             "hitrate@5_topic": self.topic_hitrate,
@@ -51,6 +58,20 @@ class EvaluationResult:
             "model_versions": self.versions,
             "evaluation_window": self.window,
         }
+
+
+def captured_lift(hitrate: dict[str, float]) -> dict[str, float]:
+    """Each ranker's share of the oracle's lift over popularity (empty without both)."""
+    if "oracle" not in hitrate or "popularity" not in hitrate:
+        return {}
+    gap = hitrate["oracle"] - hitrate["popularity"]
+    if gap <= 0:
+        return {}
+    return {
+        name: round((value - hitrate["popularity"]) / gap, 4)
+        for name, value in hitrate.items()
+        if name not in ("oracle", "popularity")
+    }
 
 
 def sample_requests(
@@ -76,6 +97,7 @@ def evaluate(
     validation_days: int,
     dump: Path | None = None,
     auc_views: int = 200_000,
+    ceiling: CeilingRanker | None = None,
 ) -> EvaluationResult:
     split = time_split(store, validation_days, evaluation_days)
     users, seconds, topics = sample_requests(store, split.evaluation, requests, seed)
@@ -84,6 +106,7 @@ def evaluate(
         "random": RandomRanker(seed),
         "popularity": PopularityRanker(),
         "oracle": oracle,
+        **({"ceiling": ceiling} if ceiling is not None else {}),
     }
     hits: dict[str, list[np.ndarray]] = {name: [] for name in rankers}
     topic_hits: dict[str, list[np.ndarray]] = {name: [] for name in rankers if name != "random"}
@@ -165,6 +188,7 @@ def evaluate_arms(
         store,
         models,
         OracleRanker(truth, store),
+        ceiling=CeilingRanker(truth, store),
         requests=requests,
         seed=seed,
         dump=dump,

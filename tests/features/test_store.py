@@ -12,6 +12,7 @@ from gateway.features.artifacts import FeatureStoreError, current_store_dir
 from gateway.features.dataset import features_for_views, logged_views
 from gateway.features.definitions import FEATURE_NAMES
 from gateway.features.store import FeatureStore
+from gateway.features.taste import TasteModel
 
 
 def _rebuild(store_dir, events: dict) -> FeatureStore:
@@ -23,6 +24,7 @@ def _rebuild(store_dir, events: dict) -> FeatureStore:
         pd.read_parquet(store_dir / "posts.parquet"),
         events,
         daily,
+        TasteModel.from_arrays(np.load(store_dir / "taste.npz")),
     )
 
 
@@ -142,3 +144,30 @@ def test_mood_encoder_matches_scikit_learn(tiny_store_dir):
     expected = space.embed(texts)
     for text, row in zip(texts, expected, strict=True):
         np.testing.assert_allclose(encoder.embed(text), row, atol=1e-6)
+
+
+TASTE_FEATURES = ("u_taste_score", "u_taste_norm", "u_taste_views", "u_taste_rate")
+
+
+def test_taste_features_see_only_the_days_before_the_request(tiny_store, tiny_store_dir):
+    """The taste factor is folded in from events before the request's day: a view and a like at
+    the day's start, just before t, at t or after change nothing; a day earlier they count."""
+    user, t = _request(tiny_store)
+    day_start = t - t % 86400
+    before = tiny_store.compute([user], [t])
+    liked_now = set(tiny_store.liked_before(user, t).tolist())
+    post = next(p for p in range(len(tiny_store.post_ids)) if p not in liked_now)
+
+    def with_view_and_like(second: int) -> FeatureStore:
+        return _rebuild(tiny_store_dir, _with_like(_with_view(tiny_store.events, user, post, second), user, post, second + 1))
+
+    for second in (day_start, t - 2, t, t + 3600):
+        later = with_view_and_like(second).compute([user], [t])
+        for name in TASTE_FEATURES:
+            np.testing.assert_array_equal(before[name], later[name], err_msg=f"{name} at {second - t:+d} s")
+    seen = with_view_and_like(day_start - 3600).compute([user], [t])
+    cluster = tiny_store.posts["taste_cluster"][post]
+    assert seen["u_taste_views"][post] > before["u_taste_views"][post]
+    assert seen["u_taste_score"][post] > before["u_taste_score"][post]  # a like in the cluster raises it
+    same_cluster = tiny_store.posts["taste_cluster"] == cluster
+    assert np.all(seen["u_taste_score"][same_cluster] == seen["u_taste_score"][post])

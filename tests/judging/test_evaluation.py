@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.judging.ceiling import CeilingRanker
 from gateway.judging.evaluation import evaluate
 from gateway.judging.oracle import OracleRanker
 from gateway.rankers.libraries import load_ranker
@@ -11,7 +12,8 @@ from gateway.world.load import load_truth
 
 def test_evaluation_reports_all_rankers(tiny_models, tiny_store, tiny_db, tmp_path):
     models = {arm: load_ranker(tiny_models / arm) for arm in ("control", "test")}
-    oracle = OracleRanker(load_truth(connect(tiny_db)), tiny_store)
+    truth = load_truth(connect(tiny_db))
+    oracle = OracleRanker(truth, tiny_store)
     dump = tmp_path / "dump.csv"
     result = evaluate(
         tiny_store,
@@ -23,18 +25,20 @@ def test_evaluation_reports_all_rankers(tiny_models, tiny_store, tiny_db, tmp_pa
         validation_days=7,
         dump=dump,
         auc_views=5000,
+        ceiling=CeilingRanker(truth, tiny_store),
     )
     assert result.requests == 60
-    assert set(result.hitrate) == {"control", "test", "random", "popularity", "oracle"}
+    assert set(result.hitrate) == {"control", "test", "random", "popularity", "oracle", "ceiling"}
+    assert set(result.as_json()["captured_lift"]) == {"control", "test", "random", "ceiling"}
     assert max(result.hitrate.values()) == result.hitrate["oracle"]
     for name, (lo, hi) in result.ci95.items():
         assert lo <= result.hitrate[name] <= hi
-    assert set(result.topic_hitrate) == {"control", "test", "popularity", "oracle"}
+    assert set(result.topic_hitrate) == {"control", "test", "popularity", "oracle", "ceiling"}
     assert max(result.topic_hitrate.values()) == result.topic_hitrate["oracle"]
     assert result.auc["truth"] > 0.5 and set(result.auc) >= {"control", "test", "popularity"}
     rows = dump.read_text().splitlines()
     assert rows[0] == "request_id,user_id,timestamp,ranker,rank,post_id"
-    assert len(rows) == 1 + 60 * 5 * 5
+    assert len(rows) == 1 + 60 * 6 * 5
 
 
 def test_evaluation_never_recommends_a_post_liked_before(tiny_models, tiny_store, tiny_db, tmp_path):
