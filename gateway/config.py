@@ -129,6 +129,17 @@ class ServingSettings(Section):
         return value
 
 
+class DashboardSettings(Section):
+    """The browser dashboard (README "Dashboard"): served only when a viewer or admin token is set."""
+
+    # Seconds a computed result is shown before the next look at the page recomputes it.
+    refresh_s: float = Field(60.0, ge=1.0, le=86_400.0)
+    # OS niceness of the child process that computes the results (19 = lowest priority).
+    nice: int = Field(19, ge=0, le=19)
+    # Seconds the child may take before it is stopped and the page shows the error.
+    timeout_s: float = Field(300.0, ge=1.0, le=3600.0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECSYS_", env_nested_delimiter="__", extra="forbid")
 
@@ -137,6 +148,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = TrainingSettings()
     experiment: ExperimentSettings = ExperimentSettings()
     serving: ServingSettings = ServingSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
     @classmethod
     def settings_customise_sources(
