@@ -134,7 +134,8 @@ class DashboardSettings(Section):
 
     # Seconds a computed result is shown before the next look at the page recomputes it.
     refresh_s: float = Field(60.0, ge=1.0, le=86_400.0)
-    # OS niceness of the child process that computes the results (19 = lowest priority).
+    # OS niceness of the child process that computes the results (19 = lowest priority, and on
+    # Linux also SCHED_IDLE: it runs only on a core that nothing else wants).
     nice: int = Field(19, ge=0, le=19)
     # Seconds the child may take before it is stopped and the page shows the error.
     timeout_s: float = Field(300.0, ge=1.0, le=3600.0)

@@ -41,6 +41,8 @@ def client(tiny_db, tiny_store_dir, tiny_models, tmp_path_factory):
 def tokens(monkeypatch):
     monkeypatch.setenv(DASHBOARD_TOKEN_ENV, VIEWER)
     monkeypatch.setenv(ADMIN_TOKEN_ENV, ADMIN)
+    # At the default (nice 19 + SCHED_IDLE) a busy shared test machine can starve the analysis for minutes.
+    monkeypatch.setenv("RECSYS_DASHBOARD__NICE", "0")
 
 
 PATHS = ("/dashboard", "/dashboard/data", "/dashboard/static/plotly.min.js")
