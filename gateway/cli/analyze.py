@@ -20,7 +20,7 @@ from gateway.cli.common import (
 from gateway.cli.render import print_ab_validation, print_analysis, print_interleave_validation, print_shadow
 
 app = typer.Typer(
-    help="Analyse the experiment: Hitrate@5 per arm, delta-method CI, Welch, SRM.",
+    help="Analyse the experiment: Hitrate@5 per arm, delta method (the primary test), CUPED, sequential, SRM; power.",
     invoke_without_command=True,
 )
 
@@ -37,6 +37,9 @@ def analyze(
     topic: Annotated[str | None, typer.Option(help="Only requests filtered to this topic.")] = None,
     since: Annotated[
         str | None, typer.Option(help="Only requests at or after this (ISO) request time.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Only requests before this (ISO) request time (a phase: --since .. --until).")
     ] = None,
     by: Annotated[
         str | None, typer.Option("--by", help="Also split the result by topic, cold_start or mood.")
@@ -71,6 +74,7 @@ def analyze(
         window=window,
         topic=topic,
         since=since,
+        until=until,
         split_by=by,
     )
     if as_json:
