@@ -31,15 +31,10 @@ import numpy as np
 from scipy import stats as _st
 from sqlalchemy import Engine
 
+from gateway.analysis.decision import ArmUsers, compare
 from gateway.analysis.effects import EffectMoments, effect_moments
-from gateway.analysis.frequentist import TestResult, two_sided_ttest
 from gateway.analysis.power import Design, power, users_per_arm
-from gateway.analysis.sequential import (
-    sequential_halfwidth,
-    sequential_p_value,
-    sequential_rho,
-    sequential_ttest,
-)
+from gateway.analysis.sequential import sequential_halfwidth, sequential_p_value, sequential_rho
 from gateway.analysis.statistics import RegressionAdjustedRatioStatistic
 from gateway.config import Settings
 from gateway.features.dataset import time_split
@@ -53,7 +48,6 @@ from gateway.ranking import Z_95, K, expected_hit, top_k
 from gateway.world.load import load_truth
 
 ALPHA = 0.05
-PRE_PERIOD_DAYS = 14  # the issue's default CUPED window
 LOOK_SECONDS = 3600  # a look every simulated hour
 FIELDS = tuple(f for f in RegressionAdjustedRatioStatistic.__dataclass_fields__ if f != "theta")
 
@@ -111,14 +105,14 @@ def rank_pool(
 
 
 def pre_period(
-    store: FeatureStore, user_idx: np.ndarray, seconds: np.ndarray, days: int
+    store: FeatureStore, user_idx: np.ndarray, seconds: np.ndarray, days: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per distinct user of the pool (sorted): (user index, likes, views) in the ``days`` before
     their first request — the CUPED covariate, 0/0 for a user without a pre-period."""
     users, inverse = np.unique(user_idx, return_inverse=True)
     first = np.full(len(users), np.iinfo(np.int64).max)
     np.minimum.at(first, inverse, seconds)
-    views, likes = store.activity_between(users, first - days * 86400, first)
+    views, likes = store.activity_between(users, first - round(days * 86400), first)
     return users, likes.astype(float), views.astype(float)
 
 
@@ -187,6 +181,13 @@ class Pool:
             group_start=group_start,
         )
 
+    def arm_users(self, hits: np.ndarray, rows: np.ndarray) -> ArmUsers:
+        """Per-user sums over ``rows`` (a request mask): the input of ``decision.compare``."""
+        m = np.bincount(self.user[rows], hits[rows].astype(float), self.n_users)
+        d = np.bincount(self.user[rows], minlength=self.n_users).astype(float)
+        present = d > 0
+        return ArmUsers.of(m[present], d[present], self.m_pre[present], self.d_pre[present])
+
     def hits_before(self, hits: np.ndarray) -> np.ndarray:
         """Each request's user's hits in their earlier requests."""
         grouped = hits[self.by_user].astype(float)
@@ -236,15 +237,15 @@ def arm_statistics(
 
 @dataclass(frozen=True)
 class Run:
-    """One simulated experiment, at the end of the week (``plain``, ``cuped``, ``sequential``,
-    ``sequential_cuped``) and at every hourly look (``fixed_p``, ``sequential_p``, and whether
-    each look's interval covered ``truth``)."""
+    """One simulated experiment: at the end of the week, the ``delta``, ``cuped`` and
+    ``sequential`` objects exactly as ``recsys analyze`` computes them (``decision.compare``);
+    at every look, the plain effect's fixed-horizon and sequential p-values and whether each
+    interval covered ``truth``."""
 
     truth: float
-    plain: TestResult
-    cuped: TestResult
-    sequential: TestResult
-    sequential_cuped: TestResult
+    delta: dict
+    cuped: dict
+    sequential: dict
     sigma2: float  # per-user delta-method variance of Hitrate@5, mean of the two arms
     fixed_p: np.ndarray
     sequential_p: np.ndarray
@@ -296,17 +297,17 @@ def simulate_run(
     ends = pool.look_end if every_look else pool.look_end[-1:]
     control = arm_statistics(increments, keep & ~in_test, ends)
     test = arm_statistics(increments, keep & in_test, ends)
-    c, t = control[-1], test[-1]
     looks = _looks(
         [effect_moments(a.post, b.post) for a, b in zip(control, test, strict=True)], truth, tuning
     )
+    c, t = pool.arm_users(hits, keep & ~in_test), pool.arm_users(hits, keep & in_test)
+    final = compare(c, t, planned_users=tuning, alpha=ALPHA)
     return Run(
         truth=truth,
-        plain=two_sided_ttest(c.post, t.post, alpha=ALPHA),
-        cuped=two_sided_ttest(c, t, alpha=ALPHA),
-        sequential=sequential_ttest(c.post, t.post, tuning=tuning, alpha=ALPHA),
-        sequential_cuped=sequential_ttest(c, t, tuning=tuning, alpha=ALPHA),
-        sigma2=(c.post.variance + t.post.variance) / 2,
+        delta=final["delta"],
+        cuped=final["cuped"],
+        sequential=final["sequential"],
+        sigma2=(c.ratio().variance + t.ratio().variance) / 2,
         fixed_p=looks[:, 0],
         sequential_p=looks[:, 1],
         fixed_covers=looks[:, 2].astype(bool),
@@ -318,9 +319,9 @@ def _coin(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.random(n) < 0.5
 
 
-def _covers(result: TestResult, truth: float) -> bool:
-    low, high = result.ci95_absolute
-    return bool(low <= truth <= high)  # NaN (no interval) never covers
+def _covers(result: dict, truth: float) -> bool:
+    low, high = result["ci95_absolute"]
+    return low is not None and low <= truth <= high  # no interval never covers
 
 
 def _rate(flags: list[bool] | np.ndarray) -> dict:
@@ -328,8 +329,12 @@ def _rate(flags: list[bool] | np.ndarray) -> dict:
     return {"rate": round(float(flags.mean()), 4), "ci95": binomial_ci(int(flags.sum()), len(flags))}
 
 
-def _width(result: TestResult) -> float:
-    return result.ci95_absolute[1] - result.ci95_absolute[0]
+def _width(result: dict) -> float:
+    return result["ci95_absolute"][1] - result["ci95_absolute"][0]
+
+
+def _significant(result: dict) -> bool:
+    return result["p_value"] < ALPHA
 
 
 def _subset_power(
@@ -338,7 +343,7 @@ def _subset_power(
     runs: int,
     seed: int,
     label: str,
-    test_of: Callable[[Run], TestResult],
+    test_of: Callable[[Run], dict],
     tuning: float,
 ) -> dict:
     """Runs on random subsets of ``2 · per_arm`` users split exactly in two: share with p < α."""
@@ -354,7 +359,7 @@ def _subset_power(
             pool, in_test_user, rng, q_test=pool.q_test, tuning=tuning,
             requests=taking_part[pool.user], every_look=False,
         )  # fmt: skip
-        detected.append(test_of(result).p_value < ALPHA)
+        detected.append(_significant(test_of(result)))
         truths.append(result.truth)
     return {**_rate(detected), "true_effect_mean": round(float(np.mean(truths)), 5)}
 
@@ -366,7 +371,7 @@ class ABValidation:
     requests: int
     looks: int
     sequential_tuning: float
-    pre_period_days: int
+    pre_period_days: float
     pre_period_share: float  # users with any pre-period view
     aa: dict
     peeking: dict
@@ -386,7 +391,7 @@ def validate_pool(
     seed: int,
     tuning: float | None = None,
     power_runs: int = 400,
-    pre_period_days: int = PRE_PERIOD_DAYS,
+    pre_period_days: float = 14.0,
 ) -> ABValidation:
     """The A/A, peeking, A/B and power simulations on a ranked pool."""
     tuning = float(tuning or pool.n_users)
@@ -399,40 +404,38 @@ def validate_pool(
         rng = np.random.default_rng([seed, 22, run])
         ab.append(simulate_run(pool, _coin(rng, pool.n_users), rng, q_test=pool.q_test, tuning=tuning))
 
-    fpr = {
-        "plain": _rate([r.plain.p_value < ALPHA for r in aa]),
-        "cuped": _rate([r.cuped.p_value < ALPHA for r in aa]),
-        "sequential": _rate([r.sequential.p_value < ALPHA for r in aa]),
+    tests: dict[str, Callable[[Run], dict]] = {
+        "plain": lambda r: r.delta,
+        "cuped": lambda r: r.cuped,
+        "sequential": lambda r: r.sequential,
     }
+    fpr = {name: _rate([_significant(test(r)) for r in aa]) for name, test in tests.items()}
     peeking = {
         "fixed_horizon": _rate([bool((r.fixed_p < ALPHA).any()) for r in aa]),
         "sequential": _rate([bool((r.sequential_p < ALPHA).any()) for r in aa]),
     }
     peeking["inflation"] = round(peeking["fixed_horizon"]["rate"] / ALPHA, 2)
     truth = float(np.mean([r.truth for r in ab]))
-    coverage = {
-        name: _rate([_covers(getattr(r, name), r.truth) for r in ab])
-        for name in ("plain", "cuped", "sequential", "sequential_cuped")
-    }
+    coverage = {name: _rate([_covers(test(r), r.truth) for r in ab]) for name, test in tests.items()}
     coverage["sequential_every_look"] = _rate([bool(r.sequential_covers.all()) for r in ab])
     coverage["fixed_horizon_every_look"] = _rate([bool(r.fixed_covers.all()) for r in ab])
-    usable = [r for r in ab if r.plain.ok and r.cuped.ok]
-    reduction = float(np.mean([r.cuped.variance_reduction for r in usable]))
+    usable = [r for r in ab if all(test(r)["ci95_absolute"][0] is not None for test in tests.values())]
+    reduction = float(np.mean([r.cuped["variance_reduction"] for r in usable]))
     ab_summary = {
         "true_effect": round(truth, 5),
         "mean_estimate": {
-            "plain": round(float(np.mean([r.plain.absolute for r in usable])), 5),
-            "cuped": round(float(np.mean([r.cuped.absolute for r in usable])), 5),
+            name: round(float(np.mean([test(r)["absolute"] for r in usable])), 5)
+            for name, test in tests.items()
         },
         "coverage": coverage,
         "width_ratio": {
-            "cuped_to_plain": round(float(np.mean([_width(r.cuped) / _width(r.plain) for r in usable])), 4),
-            "sequential_to_plain": round(
-                float(np.mean([_width(r.sequential) / _width(r.plain) for r in usable])), 4
-            ),
+            f"{name}_to_plain": round(
+                float(np.mean([_width(tests[name](r)) / _width(r.delta) for r in usable])), 4
+            )
+            for name in ("cuped", "sequential")
         },
         "variance_reduction": round(reduction, 4),
-        "theta": round(float(np.mean([r.cuped.theta for r in usable])), 4),
+        "theta": round(float(np.mean([r.cuped["theta"] for r in usable])), 4),
     }
 
     sigma2 = float(np.mean([r.sigma2 for r in ab]))
@@ -446,12 +449,11 @@ def validate_pool(
         "sigma2": round(sigma2, 6),
         "whole_pool": {
             "users_per_arm": half,
-            "empirical": {name: _rate([getattr(r, name).p_value < ALPHA for r in ab]) for name in designs},
+            "empirical": {name: _rate([_significant(tests[name](r)) for r in ab]) for name in designs},
             "predicted": {name: round(power(truth, sigma2, half, d), 4) for name, d in designs.items()},
         },
         "at_80pct": {},
     }
-    tests: dict[str, Callable[[Run], TestResult]] = {"plain": lambda r: r.plain, "cuped": lambda r: r.cuped}
     for name in ("plain", "cuped"):
         design = designs[name]
         needed = users_per_arm(truth, sigma2, design) if truth else None
@@ -507,7 +509,7 @@ def validate(
     users: int = 4000,
     tuning: float | None = None,
     power_runs: int = 400,
-    pre_period_days: int = PRE_PERIOD_DAYS,
+    pre_period_days: float = 14.0,
     look_seconds: int = LOOK_SECONDS,
 ) -> ABValidation:
     """Rank a pool of ``users`` once with (control, test), then :func:`validate_pool`."""
@@ -558,7 +560,7 @@ def validate_on_world(
     power_runs: int = 400,
 ) -> ABValidation:
     """``validate`` with config.yaml's control and test over the held-out period, the world in
-    ``engine`` as the truth."""
+    ``engine`` as the truth, CUPED's pre-period from ``analysis.cuped_days``."""
     oracle = OracleRanker(load_truth(engine), store)
     return validate(
         store,
@@ -570,4 +572,5 @@ def validate_on_world(
         users=users,
         tuning=tuning,
         power_runs=power_runs,
+        pre_period_days=settings.analysis.cuped_days,
     )
