@@ -116,6 +116,7 @@ class ServingSettings(Section):
         if value != "tfidf" and not (value.startswith("vectors:") and value[len("vectors:") :].strip()):
             raise ValueError(f"unknown mood_encoder {value!r}: use tfidf or vectors:<directory>")
         return value
+
     # Shadow scoring: requests waiting for their shadow model at most (beyond: dropped, counted)
     # and the OS niceness of the shadow thread (19 = lowest priority, 0 = same as requests).
     shadow_queue: int = Field(64, ge=1, le=100_000)
@@ -141,6 +142,18 @@ class DashboardSettings(Section):
     timeout_s: float = Field(300.0, ge=1.0, le=3600.0)
 
 
+class AnalysisSettings(Section):
+    # CUPED's pre-period: each user's likes and views in feed_data during these days before
+    # their first exposure (0 = no CUPED).
+    cuped_days: float = Field(14.0, ge=0.0, le=365.0)
+    # The sequential test's tuning: the users (both arms) at which its interval is tightest.
+    sequential_planned_users: float = Field(5000.0, gt=0)
+    # Power calculator defaults (recsys analyze power).
+    power_mde: float = Field(0.02, gt=0)
+    power: float = Field(0.8, gt=0, lt=1)
+    alpha: float = Field(0.05, gt=0, lt=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECSYS_", env_nested_delimiter="__", extra="forbid")
 
@@ -150,6 +163,7 @@ class Settings(BaseSettings):
     experiment: ExperimentSettings = ExperimentSettings()
     serving: ServingSettings = ServingSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    analysis: AnalysisSettings = AnalysisSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gateway.exposure import MemoryExposureSink
 from gateway.serving.dashboard.auth import DASHBOARD_TOKEN_ENV, presented_token, token_matches
-from gateway.serving.dashboard.cache import ResultsCache, finite
+from gateway.serving.dashboard.cache import ResultsCache, finite, last_error_line
 from gateway.serving.dashboard.live import Traffic, histogram_quantile, read_sample, traffic
 from gateway.serving.deps import ADMIN_TOKEN_ENV
 from gateway.serving.main import create_app
@@ -206,3 +206,9 @@ def test_results_cache_reports_a_failing_worker():
     ok = ResultsCache(lambda: Settings(), command=["python3", "-c", 'print(\'{"analysis": {"x": NaN}}\')'])
     ok.get()
     assert ok.wait(30).data == {"analysis": {"x": None}}
+
+
+def test_the_error_shown_names_the_exception():
+    trace = "Traceback (most recent call last):\n  File x\nsqlite3.OperationalError: no such table: t\n\n(Background on this error at: https://sqlalche.me/e/21/e3q8)\n"
+    assert last_error_line(trace) == "sqlite3.OperationalError: no such table: t"
+    assert last_error_line("boom\n") == "boom" and last_error_line("") == ""

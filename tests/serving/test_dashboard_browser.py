@@ -174,7 +174,7 @@ def test_the_dashboard_in_chromium_equals_the_analysis(dashboard_server, tiny_st
     with Chromium(credentials=("anyone", TOKEN)) as browser:
         for width in (1440, 390):
             browser.viewport(width, 900)
-            browser.open(server.url + "/dashboard", READY, timeout=120)
+            browser.open(server.url + "/dashboard", READY, timeout=300)
             browser.pump(0.5)
             states[width] = browser.evaluate(PAGE_STATE)
             check_page(states[width], expected, width)
@@ -191,7 +191,7 @@ def test_the_dashboard_in_chromium_equals_the_analysis(dashboard_server, tiny_st
         assert "No requests" not in traffic and "ms" in traffic, traffic
         browser.screenshot(ARTIFACTS / "dashboard-390-live.png")
         browser.viewport(1440, 900)
-        browser.open(server.url + "/dashboard", READY, timeout=120)
+        browser.open(server.url + "/dashboard", READY, timeout=300)
         browser.pump(0.5)
         browser.screenshot(ARTIFACTS / "dashboard-1440-live.png")
         assert browser.errors() == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 import threading
@@ -30,6 +31,13 @@ def finite(value):
     if isinstance(value, list | tuple):
         return [finite(v) for v in value]
     return value
+
+
+def last_error_line(stderr: str) -> str:
+    """The line of a traceback that names the exception (not a library's trailing hint)."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    named = [line for line in lines if re.match(r"^[\w.]*(Error|Exception|Exit)\b", line)]
+    return (named or lines or [""])[-1][:500]
 
 
 @dataclass(frozen=True)
@@ -102,8 +110,9 @@ class ResultsCache:
                 timeout=settings.dashboard.timeout_s,
             )
             if done.returncode != 0:
-                tail = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
-                error = f"the analysis failed: {tail[0][:500]}"
+                error = (
+                    f"the analysis failed: {last_error_line(done.stderr) or f'exit status {done.returncode}'}"
+                )
             else:
                 data = finite(json.loads(done.stdout))
         except subprocess.TimeoutExpired as exc:

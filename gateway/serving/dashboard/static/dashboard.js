@@ -7,6 +7,7 @@ const POLL_MS = 5000;
 const KNOWN = new Set([
   "experiment", "window", "arms", "srm", "delta", "welch", "cuped", "sequential", "guardrails",
   "excluded", "excluded_not_in_experiment", "by_model_version", "phases", "interleaving", "by",
+  "since", "until", "primary", "cuped_days",
 ]);
 let shownResults = null; // computed_at of the results on the page (charts are redrawn only when it changes)
 
@@ -47,7 +48,7 @@ function num(value, key, kind) {
 
 function interval(pair, key, kind) {
   if (!Array.isArray(pair)) return "—";
-  return el("span", {}, "[", num(pair[0], key + ".0", kind), ", ", num(pair[1], key + ".1", kind), "]");
+  return el("span", { class: "interval" }, "[", num(pair[0], key + ".0", kind), ", ", num(pair[1], key + ".1", kind), "]");
 }
 
 function table(headers, rows, numeric) {
@@ -236,7 +237,10 @@ function effectTable(tests) {
 async function renderResults(r) {
   const a = r.analysis || {};
   const pending = [];
-  fill("results-note", a.message ? el("span", { class: "message" }, a.message) : "Experiment " + (a.experiment || "") + ", a hit = a like of one of the first 5 posts within " + (a.window || "") + " of the request.");
+  const scope = (a.since || a.until ? " (requests " + (a.since ? "from " + a.since : "") + (a.until ? " until " + a.until : "") + ")" : "");
+  const definition = a.primary && a.primary.definition ? "Primary metric " + a.primary.metric + ": " + a.primary.definition + "." :
+    "A hit = a like of one of the first 5 posts within " + (a.window || "") + " of the request.";
+  fill("results-note", a.message ? el("span", { class: "message" }, a.message) : "Experiment " + (a.experiment || "") + scope + ", window " + (a.window || "") + ". " + definition);
   if (a.arms) {
     const names = Object.keys(a.arms);
     pending.push(hitrateChart(a.arms));
@@ -256,7 +260,13 @@ async function renderResults(r) {
   }
   const effects = [effectTable(tests), ...messages];
   if (a.delta && a.delta.method) effects.push(el("p", { class: "muted" }, "Fixed horizon: " + a.delta.method + "."));
-  if (a.welch && a.welch.p_value !== undefined) effects.push(el("p", { class: "muted" }, "Welch's t-test on per-user rates: p = ", num(a.welch.p_value, "analysis.welch.p_value", "p")));
+  if (a.welch && a.welch.absolute !== undefined) {
+    effects.push(el("p", { class: "muted" }, "Secondary metric, every user weighing the same (" + a.welch.method + "): ",
+      num(a.welch.absolute, "analysis.welch.absolute", "signed"), " ", interval(a.welch.ci95_absolute, "analysis.welch.ci95_absolute", "signed"),
+      ", p = ", num(a.welch.p_value, "analysis.welch.p_value", "p"), "."));
+  } else if (a.welch && a.welch.p_value !== undefined) {
+    effects.push(el("p", { class: "muted" }, "Welch's t-test on per-user rates: p = ", num(a.welch.p_value, "analysis.welch.p_value", "p")));
+  }
   const excluded = a.excluded || (a.excluded_not_in_experiment !== undefined ? { not_in_experiment: a.excluded_not_in_experiment } : null);
   if (excluded) {
     const base = a.excluded ? "analysis.excluded" : "analysis.excluded_not_in_experiment";
