@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 
 from gateway.analysis.statistics import RatioStatistic, SampleMeanStatistic, srm_check, two_sided_ttest
 from gateway.assignment import INTERLEAVED, Experiment
@@ -41,9 +41,11 @@ def load_exposures(engine: Engine, experiment: str | None) -> pd.DataFrame:
         raise AnalysisError(
             "no exposures table: serve traffic through the gateway first (`recsys serve`, `recsys simulate`)"
         )
+    columns = {c["name"] for c in inspect(engine).get_columns(Tables.EXPOSURES)}
+    served_by = "served_by" if "served_by" in columns else "NULL AS served_by"  # logged before it existed
     sql = (
         "SELECT request_id, request_time, user_id, experiment, arm, in_experiment, model_version, post_ids, "
-        f"topic, mood, cold_start FROM {Tables.EXPOSURES}"
+        f"topic, mood, cold_start, {served_by} FROM {Tables.EXPOSURES}"
     )
     frame = read_frame(engine, sql, parse_dates=["request_time"])
     if experiment is not None:
@@ -165,8 +167,8 @@ def experiment_requests(
             exposures = exposures[exposures["request_time"] >= pd.Timestamp(since)]
         except ValueError as exc:
             raise AnalysisError(f"bad --since {since!r}: use an ISO date or datetime") from exc
-    excluded = int((~exposures["in_experiment"]).sum())
-    exposures = exposures[exposures["in_experiment"]]
+    excluded = int((~exposures["in_experiment"] & exposures["served_by"].isna()).sum())
+    exposures = exposures[exposures["in_experiment"] | exposures["served_by"].notna()]
     if topic is not None:
         exposures = exposures[exposures["topic"] == topic]
     if exposures.empty:
@@ -174,6 +176,23 @@ def experiment_requests(
     span = parse_window(window)
     likes = load_likes(engine, exposures["request_time"].min(), exposures["request_time"].max() + span)
     return exposures.assign(hit=mark_hits(exposures, likes, span).to_numpy()), excluded
+
+
+def fallback_guardrail(requests: pd.DataFrame) -> dict:
+    """Requests each arm's users got the popularity fallback instead of the arm's model (shed by
+    admission control or past the deadline; never part of the comparison), and whether their
+    split by arm departs from the split of all requests (a chi-square test as for SRM): one arm
+    shed or late more than the other is a finding in itself."""
+    per_arm = requests.groupby("arm")["served_by"].agg(lambda s: int(s.notna().sum()))
+    totals = requests.groupby("arm").size()
+    check = srm_check(per_arm.tolist(), totals.tolist())
+    return {
+        "per_arm": {str(a): int(n) for a, n in per_arm.items()},
+        "share": {str(a): round(per_arm[a] / totals[a], 6) for a in per_arm.index},
+        "by_reason": {str(k): int(v) for k, v in requests["served_by"].value_counts().items()},
+        "p_value": round(check.p_value, 6),
+        "flag": check.flag,
+    }
 
 
 SPLITS = ("topic", "cold_start", "mood")
@@ -223,6 +242,8 @@ def analyze(
     exposures, excluded = experiment_requests(
         engine, experiment=experiment, window=window, topic=topic, since=since
     )
+    fallbacks = fallback_guardrail(exposures)
+    exposures = exposures[exposures["served_by"].isna()]
     users_per_group = exposures.groupby("arm")["user_id"].nunique().to_dict()
     exposures = exposures[exposures["arm"] != INTERLEAVED]
     result = {
@@ -230,6 +251,7 @@ def analyze(
         "window": window,
         **compare(exposures, control, treatment, weights),
         "excluded_not_in_experiment": excluded,
+        "fallbacks": fallbacks,
     }
     if groups is not None and groups.interleaving:
         from gateway.analysis.interleaving import srm_over_groups  # it reads likes through this module

@@ -55,6 +55,14 @@ def print_analysis(result: dict) -> None:
     console.print(
         f"SRM: p = {srm['p_value']:.4f}; excluded (not in experiment): {result['excluded_not_in_experiment']} requests"
     )
+    if fallbacks := result.get("fallbacks", {}).get("by_reason"):
+        fb = result["fallbacks"]
+        shares = ", ".join(f"{arm} {n} ({fb['share'][arm]:.2%})" for arm, n in fb["per_arm"].items())
+        warning = " [red]— uneven across arms (guardrail)[/]" if fb["flag"] else ""
+        console.print(
+            f"served the popularity fallback, left out of the comparison ({fallbacks}): {shares}; "
+            f"p = {fb['p_value']:.4f}{warning}"
+        )
     for key, group in result.get("by", {}).get("groups", {}).items():
         summary = ", ".join(
             f"{arm} {a['requests']} requests Hitrate@5 {a['hitrate']:.4f}" for arm, a in group["arms"].items()
