@@ -155,6 +155,18 @@ class ServingSettings(Section):
         return value
 
 
+class AnalysisSettings(Section):
+    # CUPED's pre-period: each user's likes and views in feed_data during these days before
+    # their first exposure (0 = no CUPED).
+    cuped_days: float = Field(14.0, ge=0.0, le=365.0)
+    # The sequential test's tuning: the users (both arms) at which its interval is tightest.
+    sequential_planned_users: float = Field(5000.0, gt=0)
+    # Power calculator defaults (recsys analyze power).
+    power_mde: float = Field(0.02, gt=0)
+    power: float = Field(0.8, gt=0, lt=1)
+    alpha: float = Field(0.05, gt=0, lt=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECSYS_", env_nested_delimiter="__", extra="forbid")
 
@@ -163,6 +175,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = TrainingSettings()
     experiment: ExperimentSettings = ExperimentSettings()
     serving: ServingSettings = ServingSettings()
+    analysis: AnalysisSettings = AnalysisSettings()
 
     @classmethod
     def settings_customise_sources(
