@@ -149,19 +149,8 @@ def get_recommendations(
         return Response(body, status_code=status, media_type="application/json", headers=headers)
     arm, version = result.assignment.arm, result.model_version
     shadow = snapshot.shadows.get(arm) if result.features is not None else None
-    post_ids = [int(catalogue.post_ids[i]) for i in result.post_idx]
-    # Serialised here with orjson: returning a Response skips FastAPI's re-validation of the
-    # response model (the schema is still documented and the tests check bodies against it).
-    body = orjson.dumps(
-        {
-            "exp_group": arm,
-            "recommendations": [
-                {"id": pid, "text": catalogue.texts[i], "topic": catalogue.topics[i]}
-                for pid, i in zip(post_ids, result.post_idx, strict=True)
-            ],
-            **({"mood": moody.as_json()} if moody else {}),
-            "served_by": "model",
-        }
+    body, post_ids = render(
+        catalogue, arm, result.post_idx, "model", {"mood": moody.as_json()} if moody else {}
     )
     latency = time.perf_counter() - started
     writer.submit(
@@ -195,6 +184,21 @@ def get_recommendations(
     return Response(body, media_type="application/json", headers=headers)
 
 
+def render(
+    catalogue, arm: str, post_idx, served_by: str, extra: dict | None = None
+) -> tuple[bytes, list[int]]:
+    """The response body and the served post ids. Serialised here with orjson: returning a
+    Response skips FastAPI's re-validation of the response model (the schema is still
+    documented and the tests check bodies against it)."""
+    post_ids = [int(catalogue.post_ids[i]) for i in post_idx]
+    items = [
+        {"id": pid, "text": catalogue.texts[i], "topic": catalogue.topics[i]}
+        for pid, i in zip(post_ids, post_idx, strict=True)
+    ]
+    body = {"exp_group": arm, "recommendations": items, **(extra or {}), "served_by": served_by}
+    return orjson.dumps(body), post_ids
+
+
 _TIME = TypeAdapter(datetime)  # the route's own parsing of ``time``
 
 
@@ -219,19 +223,9 @@ def fallback_answer(
         return orjson.dumps({"detail": detail}), {SERVED_BY: f"fallback:{reason}"}, 404
     topic_code = catalogue.topic_names.index(topic) if topic is not None else None
     post_idx = app_state.fallback.top(user_idx, seconds, limit, topic_code)
-    post_ids = [int(catalogue.post_ids[i]) for i in post_idx]
     assignment = assign(snapshot.experiment, user_id)
     served_by = f"fallback:{reason}"
-    body = orjson.dumps(
-        {
-            "exp_group": assignment.arm,
-            "recommendations": [
-                {"id": pid, "text": catalogue.texts[i], "topic": catalogue.topics[i]}
-                for pid, i in zip(post_ids, post_idx, strict=True)
-            ],
-            "served_by": served_by,
-        }
-    )
+    body, post_ids = render(catalogue, assignment.arm, post_idx, served_by)
     latency = time.perf_counter() - started
     app_state.writer.submit(
         Exposure(
