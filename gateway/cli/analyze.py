@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -40,7 +41,8 @@ def analyze(
         str | None, typer.Option(help="Only requests at or after this (ISO) request time.")
     ] = None,
     until: Annotated[
-        str | None, typer.Option(help="Only requests before this (ISO) request time (a phase: --since .. --until).")
+        str | None,
+        typer.Option(help="Only requests before this (ISO) request time (a phase: --since .. --until)."),
     ] = None,
     by: Annotated[
         str | None, typer.Option("--by", help="Also split the result by topic, cold_start or mood.")
@@ -100,6 +102,53 @@ def shadow_report(engine, experiment: str) -> dict:
         if (key := (entry["arm"], entry["model_version"])) in judged:
             entry["expected_hitrate@5"] = judged[key]
     return report
+
+
+@app.command("power")
+@friendly
+def analyze_power(
+    mde: Annotated[
+        float | None,
+        typer.Option(
+            help="Minimum detectable effect: absolute difference in Hitrate@5 (else config.yaml's analysis.power_mde)."
+        ),
+    ] = None,
+    experiment: Annotated[str | None, typer.Option(help="Experiment name (else config.yaml's).")] = None,
+    window: Annotated[str, typer.Option(help="A hit is a like within this time after the request.")] = "1h",
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Users per arm and days at the observed traffic for the configured power (80 %) at alpha 0.05,
+    plain and with CUPED, from the running experiment's variance (or the pre-period before it starts)."""
+    from gateway.analysis.planning import power_report
+    from gateway.assignment import Experiment
+
+    settings = settings_from(config)
+    groups = Experiment.from_settings(settings.experiment)
+    if experiment:
+        groups = replace(groups, name=experiment)
+    report = power_report(
+        engine_from(db, config),
+        groups,
+        mde=settings.analysis.power_mde if mde is None else mde,
+        window=window,
+        cuped_days=settings.analysis.cuped_days,
+        alpha=settings.analysis.alpha,
+        target_power=settings.analysis.power,
+    )
+    if as_json:
+        print(json.dumps(report))
+        return
+    console.print(
+        f"to detect {report['mde']:+.4f} absolute Hitrate@5 (baseline {report['baseline']:.4f}) with "
+        f"{report['power']:.0%} power at alpha {report['alpha']} ({report['comparisons']} comparison(s) against control), "
+        f"from the {report['source']}:\n"
+        f"  plain: {report['users_per_arm']['plain']:,} users per arm, {report['days']['plain']} days\n"
+        f"  CUPED: {report['users_per_arm']['cuped']:,} users per arm, {report['days']['cuped']} days "
+        f"(variance reduction {report['variance_reduction']:.1%})\n"
+        f"  at {report['users_per_day']:,.0f} eligible users per day"
+    )
 
 
 MODES = ("ab", "interleave")
