@@ -151,6 +151,46 @@ def analyze_power(
     )
 
 
+@app.command("bench")
+@friendly
+def analyze_bench(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Database to fill (PostgreSQL: the target): its exposures and feed_data tables are REPLACED.",
+        ),
+    ] = None,
+    rows: Annotated[int, typer.Option(min=1000, max=50_000_000, help="Exposure rows (requests) to build.")] = 2_500_000,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Build a large synthetic exposure log with COPY, then time `recsys analyze --json` on it (child
+    process: wall time and peak memory)."""
+    import tempfile
+    from pathlib import Path
+
+    from gateway.loadtest.analyze_bench import run_analyze_bench
+    from gateway.storage import connect
+
+    if not db:
+        raise UserError("give --db URL explicitly: the benchmark replaces its exposures and feed_data tables")
+    engine = connect(db, create=True)
+    with tempfile.TemporaryDirectory() as workdir:
+        report = run_analyze_bench(engine, db, rows=rows, seed=seed, workdir=Path(workdir))
+    if as_json:
+        print(json.dumps(report.as_json()))
+        return
+    d = report.result["delta"]
+    console.print(
+        f"{report.rows:,} exposures from {report.users:,} users, {report.feed_rows:,} feed rows "
+        f"({engine.dialect.name}), built in {report.build_seconds:.0f} s\n"
+        f"recsys analyze: {report.analyze_seconds:.1f} s, peak memory {report.peak_rss_mb:.0f} MB; "
+        f"delta {d.get('absolute')} p = {d['p_value']:.3g}, CUPED variance reduction "
+        f"{report.result['cuped'].get('variance_reduction')}"
+    )
+
+
 MODES = ("ab", "interleave")
 
 

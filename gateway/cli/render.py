@@ -83,6 +83,13 @@ def print_analysis(result: dict) -> None:
         f"SRM: p = {srm['p_value']:.4f}; excluded: {result['excluded_not_in_experiment']} requests not in the "
         f"experiment, {excluded.get('multiple_arms_users', 0)} users seen in more than one arm"
     )
+    for g in result.get("guardrails", []):
+        low, high = g.get("ci95_absolute") or (None, None)
+        console.print(
+            f"guardrail {g['metric']}: control {_fmt(g.get('control'), '.4g')}, test {_fmt(g.get('test'), '.4g')}, "
+            f"difference {_fmt(g.get('absolute'), '+.4g')} [{_fmt(low, '+.4g')}, {_fmt(high, '+.4g')}], "
+            f"margin {g['margin']:.0%}{' of control' if g.get('relative') else ''}: [bold]{g['status']}[/]"
+        )
     for arm, comparison in result.get("comparisons", {}).items():
         d = comparison["delta"]
         console.print(

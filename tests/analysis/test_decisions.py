@@ -344,3 +344,39 @@ def test_power_from_the_running_experiment_and_from_the_pre_period(tmp_path):
     assert json.loads(pre.output)["source"] == "pre-period" and json.loads(pre.output)["mde"] == 0.02
     bad = CliRunner().invoke(app, ["analyze", "power", "--mde", "-1", "--db", db, "--config", str(config)])
     assert bad.exit_code != 0 and "--mde" in bad.output and "Traceback" not in bad.output
+
+
+def test_guardrails_and_secondary_metrics_user_clustered(tmp_path):
+    from gateway.config import GuardrailSettings
+
+    rows, feed = _experiment(80, seed=9)
+    rng = np.random.default_rng(9)
+    for r in rows:  # the test arm is 50 % slower: the latency guardrails must fail
+        r["latency_ms"] = float(rng.gamma(4.0, 5.0)) * (1.5 if r["arm"] == "test" else 1.0)
+        feed += [
+            (r["request_time"] + pd.Timedelta("30s"), r["user_id"], p, "view") for p in r["post_ids"][:5]
+        ]
+    engine = _filled(tmp_path, rows, feed)
+    rules = [GuardrailSettings(metric="latency_p99", margin=0.1), GuardrailSettings(metric="latency_mean", margin=0.1),
+             GuardrailSettings(metric="likes_per_view", margin=0.5)]  # fmt: skip
+    result = analyze(engine, experiment="e", window="1h", weights=HALF, guardrail_rules=rules)
+    by = {g["metric"]: g for g in result["guardrails"]}
+    assert set(by) == {"latency_p99", "latency_mean", "likes_per_view"}
+    for g in by.values():
+        assert set(g) >= {"metric", "control", "test", "absolute", "ci95_absolute", "margin", "status"}
+    assert by["latency_mean"]["status"] == "fail" and by["latency_p99"]["status"] == "fail"
+    frame = pd.DataFrame(rows)
+    mean = frame.groupby("arm")["latency_ms"].sum() / frame.groupby("arm").size()
+    assert by["latency_mean"]["control"] == pytest.approx(mean["control"])
+    assert by["latency_p99"]["test"] == pytest.approx(
+        np.quantile(frame.loc[frame["arm"] == "test", "latency_ms"], 0.99, method="inverted_cdf"), rel=0.021
+    )
+    # Likes per view: the test arm likes more (its hit chance is higher), far inside a 50 % margin.
+    assert by["likes_per_view"]["status"] == "pass" and by["likes_per_view"]["absolute"] > 0
+    secondary = {s["metric"]: s for s in result["secondary"]}
+    assert set(secondary) == {"latency_mean", "latency_p99", "likes_per_view", "user_hitrate@5"}
+    raw = sorted(s["p_value"] for s in secondary.values())
+    assert min(s["p_value_adjusted"] for s in secondary.values()) == pytest.approx(
+        min(1.0, 4 * raw[0])
+    )  # Holm
+    json.dumps(result, allow_nan=False)
