@@ -13,13 +13,12 @@ from gateway.cli.common import (
     DbOption,
     FeaturesDirOption,
     UserError,
-    console,
     engine_from,
     friendly,
     settings_from,
     store_from,
 )
-from gateway.cli.render import print_analysis, print_interleave_validation, print_shadow
+from gateway.cli.render import print_ab_validation, print_analysis, print_interleave_validation, print_shadow
 
 app = typer.Typer(
     help="Analyse the experiment: Hitrate@5 per arm, delta method (the primary test), CUPED, sequential, SRM; power.",
@@ -205,48 +204,59 @@ def analyze_validate(
             help="Simulated experiments of each kind (1000: the FPR estimate has SE 0.7 pt; 200 runs give 1.5 pt).",
         ),
     ] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed (the request pool and every run).")] = 0,
     users: Annotated[
         int, typer.Option(min=100, help="Users in the request pool (1-6 requests each).")
     ] = 4000,
     mode: Annotated[
         str,
         typer.Option(
-            help="ab: the A/B analysis (popularity vs oracle); interleave: team-draft interleaving of "
-            "config.yaml's control and test (A/A false positives, sign, users for 80 % power vs A/B).",
+            help="ab: the A/B analysis with config.yaml's control and test (A/A false positives plain and "
+            "CUPED, peeking every simulated hour fixed-horizon vs sequential, coverage of the truth's effect, "
+            "CUPED's width, power vs the calculator); interleave: team-draft interleaving of the same rankers "
+            "(A/A false positives, sign, users for 80 % power vs A/B).",
         ),
     ] = "ab",
+    power_runs: Annotated[
+        int,
+        typer.Option(min=10, help="ab: runs at the power calculator's 80 % sample size, plain and CUPED."),
+    ] = 400,
+    planned_users: Annotated[
+        int | None,
+        typer.Option(
+            min=2,
+            help="ab: the sequential test's tuning (planned users, both arms); default the pool's users.",
+        ),
+    ] = None,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     features_dir: FeaturesDirOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Repeated A/A (false-positive rate) and A/B with a known effect (interval coverage), in process."""
+    """Simulated experiments on the world with the real rankers, judged by the truth: does the analysis keep its promises?"""
     if mode not in MODES:
         raise UserError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    settings, store, engine = settings_from(config), store_from(features_dir, config), engine_from(db, config)
     if mode == "interleave":
-        from gateway.judging.interleaving import validate_interleaving_on_world as validate_world
+        from gateway.judging.interleaving import validate_interleaving_on_world
+
+        result = validate_interleaving_on_world(settings, store, engine, runs=runs, seed=seed, users=users)
     else:
-        from gateway.judging.validation import validate_on_world as validate_world
-    result = validate_world(
-        settings_from(config),
-        store_from(features_dir, config),
-        engine_from(db, config),
-        runs=runs,
-        seed=seed,
-        users=users,
-    )
+        from gateway.judging.validation import validate_on_world
+
+        result = validate_on_world(
+            settings,
+            store,
+            engine,
+            runs=runs,
+            seed=seed,
+            users=users,
+            tuning=planned_users,
+            power_runs=power_runs,
+        )
     if as_json:
         print(json.dumps(result.as_json()))
-        return
-    if mode == "interleave":
+    elif mode == "interleave":
         print_interleave_validation(result.as_json())
-        return
-    console.print(
-        f"{result.runs} runs each, {result.users:,} users, {result.requests:,} requests per run\n"
-        f"A/A (popularity vs popularity): false-positive rate at alpha 0.05 = {result.aa_false_positive_rate:.3f} "
-        f"(95 % CI {result.aa_ci95[0]:.3f}-{result.aa_ci95[1]:.3f}; must be 0.03-0.07)\n"
-        f"A/B (popularity vs oracle, true effect {result.ab_true_effect:+.4f}): 95 % interval coverage = "
-        f"{result.ab_coverage:.3f} (95 % CI {result.ab_coverage_ci95[0]:.3f}-{result.ab_coverage_ci95[1]:.3f}); "
-        f"power {result.ab_power:.3f}"
-    )
+    else:
+        print_ab_validation(result.as_json())

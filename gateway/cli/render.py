@@ -198,3 +198,68 @@ def print_interleave_validation(v: dict) -> None:
         f"closed form: {v['closed_form']} (per-user variance {v['variance_per_user']}); simulated power at "
         f"those sizes: {v['empirical_power']}"
     )
+
+
+def _pct(entry: dict) -> str:
+    """A rate with its Wilson interval: ``5.2 % [4.0, 6.8]``."""
+    low, high = entry["ci95"]
+    return f"{100 * entry['rate']:.1f} % [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def print_ab_validation(v: dict) -> None:
+    """``recsys analyze validate`` (A/B): one table of the figures, then the bars not met."""
+    aa, peek, ab, pw = v["aa"]["false_positive_rate"], v["peeking"], v["ab"], v["power"]
+    console.print(
+        f"{v['runs']} simulated experiments each, {v['users']:,} users, {v['requests']:,} requests, "
+        f"{v['looks']} hourly looks; rankers {v['rankers'].get('control', 'control')} vs "
+        f"{v['rankers'].get('test', 'test')}; CUPED pre-period {v['pre_period_days']} days "
+        f"({100 * v['pre_period_share']:.0f} % of users have one); sequential tuned for "
+        f"{v['sequential_tuning']:,.0f} users"
+    )
+    table = Table("what", "figure (95 % CI)", "bar", title="A/B analysis, validated against the truth")
+    table.add_row("A/A false positives, plain", _pct(aa["plain"]), "3-7 %")
+    table.add_row("A/A false positives, CUPED", _pct(aa["cuped"]), "3-7 %")
+    table.add_row(
+        "A/A, hourly looks, stop at first p < 0.05: fixed-horizon",
+        _pct(peek["fixed_horizon"]),
+        f"inflated {peek['inflation']:.1f}x",
+    )
+    table.add_row("A/A, hourly looks, stop at first p < 0.05: sequential", _pct(peek["sequential"]), "<= 5 %")
+    table.add_row("true effect (truth, test - control)", f"{ab['true_effect']:+.4f}", "")
+    for name, label in (
+        ("plain", "coverage, plain"),
+        ("cuped", "coverage, CUPED"),
+        ("sequential", "coverage, sequential (end)"),
+        ("sequential_every_look", "coverage, sequential at every look at once"),
+        ("fixed_horizon_every_look", "coverage, fixed-horizon at every look at once"),
+    ):
+        table.add_row(label, _pct(ab["coverage"][name]), "~95 %" if "fixed" not in name else "")
+    table.add_row(
+        "CUPED interval width / plain",
+        f"{ab['width_ratio']['cuped_to_plain']:.3f} (variance reduction {100 * ab['variance_reduction']:.1f} %, "
+        f"theta {ab['theta']:.3f})",
+        "",
+    )
+    table.add_row("sequential interval width / plain", f"{ab['width_ratio']['sequential_to_plain']:.3f}", "")
+    whole = pw["whole_pool"]
+    for name in ("plain", "cuped", "sequential"):
+        table.add_row(
+            f"power, {whole['users_per_arm']:,} users per arm, {name}",
+            _pct(whole["empirical"][name]),
+            f"calculator {100 * whole['predicted'][name]:.1f} %",
+        )
+    for name, entry in pw["at_80pct"].items():
+        if "empirical" in entry:
+            table.add_row(
+                f"power at the calculator's 80 % size ({entry['users_per_arm']:,} per arm), {name}",
+                _pct(entry["empirical"]),
+                f"calculator {100 * entry['predicted']:.1f} %",
+            )
+        else:
+            table.add_row(f"power at the calculator's 80 % size, {name}", entry.get("message", ""), "")
+    console.print(table)
+    missed = [name for name, met in v["checks"].items() if not met]
+    if missed:
+        console.print(f"[yellow]bars not met: {', '.join(missed)}[/]")
+    else:
+        console.print("every bar met")
