@@ -13,6 +13,7 @@ from gateway.cli.common import (
     DbOption,
     FeaturesDirOption,
     UserError,
+    console,
     engine_from,
     friendly,
     settings_from,
