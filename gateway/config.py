@@ -155,6 +155,23 @@ class ServingSettings(Section):
         return value
 
 
+class GuardrailSettings(Section):
+    """The treatment may not be worse than control on ``metric`` by more than ``margin`` (a
+    fraction of control's value when ``relative``); metrics: analysis/guardrails.py METRICS."""
+
+    metric: str
+    margin: float = Field(gt=0)
+    relative: bool = True
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        known = ("latency_mean", "latency_p99", "likes_per_view", "user_hitrate@5")
+        if value not in known:
+            raise ValueError(f"unknown guardrail metric {value!r}: use one of {', '.join(known)}")
+        return value
+
+
 class AnalysisSettings(Section):
     # CUPED's pre-period: each user's likes and views in feed_data during these days before
     # their first exposure (0 = no CUPED).
@@ -165,6 +182,14 @@ class AnalysisSettings(Section):
     power_mde: float = Field(0.02, gt=0)
     power: float = Field(0.8, gt=0, lt=1)
     alpha: float = Field(0.05, gt=0, lt=1)
+    # One-sided non-inferiority tests reported by `recsys analyze` ("guardrails").
+    guardrails: list[GuardrailSettings] = Field(
+        default_factory=lambda: [
+            GuardrailSettings(metric="latency_p99", margin=0.10),
+            GuardrailSettings(metric="latency_mean", margin=0.10),
+            GuardrailSettings(metric="likes_per_view", margin=0.05),
+        ]
+    )
 
 
 class Settings(BaseSettings):

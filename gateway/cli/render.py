@@ -91,6 +91,13 @@ def print_analysis(result: dict) -> None:
             f"served the popularity fallback, left out of the comparison ({fallbacks}): {shares}; "
             f"p = {fb['p_value']:.4f}{uneven}"
         )
+    for g in result.get("guardrails", []):
+        low, high = g.get("ci95_absolute") or (None, None)
+        console.print(
+            f"guardrail {g['metric']}: control {_fmt(g.get('control'), '.4g')}, test {_fmt(g.get('test'), '.4g')}, "
+            f"difference {_fmt(g.get('absolute'), '+.4g')} [{_fmt(low, '+.4g')}, {_fmt(high, '+.4g')}], "
+            f"margin {g['margin']:.0%}{' of control' if g.get('relative') else ''}: [bold]{g['status']}[/]"
+        )
     for arm, comparison in result.get("comparisons", {}).items():
         d = comparison["delta"]
         console.print(
