@@ -293,11 +293,11 @@ async function renderResults(r) {
 
   show("guardrails-card", Array.isArray(a.guardrails));
   if (Array.isArray(a.guardrails)) {
-    fill("guardrails", table(["metric", "control", "test", "difference", "95 % interval", "margin", "status"], a.guardrails.map((g, i) => {
+    fill("guardrails", table(["metric", "status", "difference", "95 % interval", "margin", "control", "test"], a.guardrails.map((g, i) => {
       const k = "analysis.guardrails." + i, status = String(g.status);
       const tone = /fail|worse|breach/i.test(status) ? "bad" : /pass|ok|non.?inferior/i.test(status) ? "ok" : "warn";
-      return [g.metric, num(g.control, k + ".control", "num"), num(g.test, k + ".test", "num"), num(g.absolute, k + ".absolute", "num"),
-        interval(g.ci95_absolute, k + ".ci95_absolute", "num"), num(g.margin, k + ".margin", g.relative ? "pct" : "num"), badge(status, tone)];
+      return [g.metric, badge(status, tone), num(g.absolute, k + ".absolute", "num"), interval(g.ci95_absolute, k + ".ci95_absolute", "num"),
+        num(g.margin, k + ".margin", g.relative ? "pct" : "num"), num(g.control, k + ".control", "num"), num(g.test, k + ".test", "num")];
     })));
   }
 
