@@ -116,6 +116,7 @@ class ServingSettings(Section):
         if value != "tfidf" and not (value.startswith("vectors:") and value[len("vectors:") :].strip()):
             raise ValueError(f"unknown mood_encoder {value!r}: use tfidf or vectors:<directory>")
         return value
+
     # Shadow scoring: requests waiting for their shadow model at most (beyond: dropped, counted)
     # and the OS niceness of the shadow thread (19 = lowest priority, 0 = same as requests).
     shadow_queue: int = Field(64, ge=1, le=100_000)
@@ -148,6 +149,43 @@ class ServingSettings(Section):
         return value
 
 
+class GuardrailSettings(Section):
+    """The treatment may not be worse than control on ``metric`` by more than ``margin`` (a
+    fraction of control's value when ``relative``); metrics: analysis/guardrails.py METRICS."""
+
+    metric: str
+    margin: float = Field(gt=0)
+    relative: bool = True
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        known = ("latency_mean", "latency_p99", "likes_per_view", "user_hitrate@5")
+        if value not in known:
+            raise ValueError(f"unknown guardrail metric {value!r}: use one of {', '.join(known)}")
+        return value
+
+
+class AnalysisSettings(Section):
+    # CUPED's pre-period: each user's likes and views in feed_data during these days before
+    # their first exposure (0 = no CUPED).
+    cuped_days: float = Field(14.0, ge=0.0, le=365.0)
+    # The sequential test's tuning: the users (both arms) at which its interval is tightest.
+    sequential_planned_users: float = Field(5000.0, gt=0)
+    # Power calculator defaults (recsys analyze power).
+    power_mde: float = Field(0.02, gt=0)
+    power: float = Field(0.8, gt=0, lt=1)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    # One-sided non-inferiority tests reported by `recsys analyze` ("guardrails").
+    guardrails: list[GuardrailSettings] = Field(
+        default_factory=lambda: [
+            GuardrailSettings(metric="latency_p99", margin=0.10),
+            GuardrailSettings(metric="latency_mean", margin=0.10),
+            GuardrailSettings(metric="likes_per_view", margin=0.05),
+        ]
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECSYS_", env_nested_delimiter="__", extra="forbid")
 
@@ -156,6 +194,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = TrainingSettings()
     experiment: ExperimentSettings = ExperimentSettings()
     serving: ServingSettings = ServingSettings()
+    analysis: AnalysisSettings = AnalysisSettings()
 
     @classmethod
     def settings_customise_sources(

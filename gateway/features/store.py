@@ -240,6 +240,19 @@ class FeatureStore:
         """``liked_before`` for each request of a batch."""
         return [self.liked_before(int(u), int(t)) for u, t in zip(user_idx, seconds, strict=True)]
 
+    def activity_between(
+        self, user_idx: np.ndarray, since: np.ndarray, until: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each user's (views, likes) with since <= time < until (offline log and recent events)."""
+        user_idx, since, until = (np.asarray(a, dtype=np.int64) for a in (user_idx, since, until))
+        views = _count_between(self.base.view_keys, user_idx, since, until)
+        likes = _count_between(self.base.like_keys, user_idx, since, until)
+        recent = self.recent
+        if recent is not None:
+            views = views + _count_between(recent.view_keys, user_idx, since, until)
+            likes = likes + _count_between(recent.like_keys, user_idx, since, until)
+        return views, likes
+
     def popularity_before(self, seconds: np.ndarray) -> np.ndarray:
         """(requests, posts) like counts before each request's day (point in time)."""
         return self.post_likes_before[self._day(seconds)]
