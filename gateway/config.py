@@ -97,6 +97,24 @@ class ExperimentSettings(Section):
         return value
 
 
+class AdmissionSettings(Section):
+    """Admission control per process (README "Overload"): at most ``max_in_flight``
+    recommendation requests are worked on at once; the excess gets the popularity fallback
+    or a 503 with Retry-After, after ``shed_delay_ms`` (paces clients that retry at once)."""
+
+    max_in_flight: int = Field(6, ge=0, le=10_000)  # 0 = no bound
+    overflow: str = "fallback"
+    shed_delay_ms: float = Field(20.0, ge=0.0, le=10_000.0)
+    retry_after_s: int = Field(1, ge=0, le=3600)
+
+    @field_validator("overflow")
+    @classmethod
+    def _known_overflow(cls, value: str) -> str:
+        if value not in ("fallback", "503"):
+            raise ValueError(f"unknown admission overflow {value!r}: use fallback or 503")
+        return value
+
+
 class ServingSettings(Section):
     mood_weight: float = Field(0.5, ge=0.0, le=1.0)
     predict_threads: int = Field(1, ge=0, le=64)
@@ -140,6 +158,13 @@ class ServingSettings(Section):
         if value not in ("exact", "hnswlib", "faiss"):
             raise ValueError(f"unknown retrieval_index {value!r}: use exact, hnswlib or faiss")
         return value
+    admission: AdmissionSettings = AdmissionSettings()
+    # A ranker that has not answered this long after the request arrived yields the popularity
+    # fallback (counted); 0 = wait for it.
+    deadline_ms: float = Field(250.0, ge=0.0, le=600_000.0)
+    # Redis failures open a circuit breaker: requests use the local history without calling
+    # Redis for this long, then one request probes it again.
+    redis_breaker_cooldown_s: float = Field(2.0, gt=0.0, le=3600.0)
 
     @field_validator("online_store")
     @classmethod

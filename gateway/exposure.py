@@ -72,6 +72,9 @@ exposures = Table(
     # exclusion) and the retrieval index's version; NULL = the whole catalogue was ranked.
     Column("candidates", Integer, nullable=True),
     Column("retrieval_version", String(128), nullable=True),
+    # Answered by the popularity fallback instead of the arm's model: "shed" (admission control)
+    # or "deadline" (the ranker was late); NULL = the arm's model served it.
+    Column("served_by", String(32), nullable=True),
 )
 shadow_exposures = Table(
     Tables.SHADOW_EXPOSURES,
@@ -132,6 +135,7 @@ class Exposure:
     shadow_version: str | None = None
     candidates: int | None = None
     retrieval_version: str | None = None
+    served_by: str | None = None
 
     def to_row(self) -> dict:
         row = asdict(self)

@@ -199,17 +199,31 @@ def _print_bench(runs: dict, extra: dict, requests: int, concurrency: int, url: 
 def soak_command(
     url: Annotated[str, typer.Option(help="Gateway base URL.")] = "http://127.0.0.1:8000",
     rate: Annotated[float, typer.Option(min=1, max=5000, help="Requests per second (open loop).")] = 100.0,
-    minutes: Annotated[float, typer.Option(min=0.1, max=24 * 60, help="Duration in minutes.")] = 10.0,
+    minutes: Annotated[float, typer.Option(min=0.05, max=24 * 60, help="Duration in minutes.")] = 10.0,
     warmup: Annotated[float, typer.Option(min=0, max=600, help="Unmeasured warm-up in seconds.")] = 30.0,
     seed: Annotated[int, typer.Option(help="Seed for users and times.")] = 0,
+    p99_ms: Annotated[
+        float, typer.Option("--p99-ms", min=0.1, help="Latency objective: p99 of all scheduled requests, ms.")
+    ] = 50.0,
+    error_budget: Annotated[
+        float, typer.Option(min=0, max=1, help="Largest share of errors (statuses other than 200 and 503).")
+    ] = 0.001,
+    shed_budget: Annotated[
+        float, typer.Option(min=0, max=1, help="Largest share of shed answers (fallback lists and 503s).")
+    ] = 0.01,
+    grace: Annotated[
+        float,
+        typer.Option(min=0, max=60, help="Seconds after the run an answer may still arrive; later = missed."),
+    ] = 2.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     features_dir: FeaturesDirOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Hold a fixed request rate for minutes; report errors, memory growth and p99 drift (exit 1 if a bar fails)."""
+    """Hold a fixed request rate for minutes; report the achieved rate, missed requests, p99 against
+    its objective, errors, shed answers, memory growth and p99 drift (exit 1 naming each bar that fails)."""
     from rich.progress import Progress
 
-    from gateway.loadtest.soak import soak
+    from gateway.loadtest.soak import Objectives, soak
     from gateway.progress import stderr
 
     store = store_from(features_dir, config)
@@ -222,9 +236,10 @@ def soak_command(
             minutes=minutes,
             warmup=warmup,
             seed=seed,
+            grace=grace,
             progress=lambda n: progress.advance(task, n),
         )
-    verdict = result.verdict()
+    verdict = result.verdict(Objectives(p99_ms=p99_ms, error_budget=error_budget, shed_budget=shed_budget))
     if as_json:
         print(json.dumps(verdict))
     else:
@@ -232,12 +247,16 @@ def soak_command(
         for m in verdict["minutes"]:
             table.add_row(str(m["minute"]), str(m["requests"]), str(m["p50_ms"]), str(m["p99_ms"]))
         console.print(table)
+        p99 = f"{verdict['p99_ms']} ms" if verdict["p99_ms"] is not None else "beyond the run"
         console.print(
-            f"requests {verdict['requests']:,} ({verdict['achieved_rps']} req/s), errors {verdict['errors']}, "
-            f"late starts {verdict['late_starts']}; RSS of {verdict['workers_seen']} worker(s) "
+            f"requests {verdict['requests']:,}: answered {verdict['answered']:,} ({verdict['achieved_rps']} req/s), "
+            f"missed {verdict['missed']:,}, errors {verdict['errors']}, shed {verdict['shed']}, "
+            f"late starts {verdict['late_starts']}; p99 {p99}; RSS of {verdict['workers_seen']} worker(s) "
             f"{verdict['rss_mb_start']} → {verdict['rss_mb_end']} MB (worst worker {verdict['rss_growth_pct']:+.2f} %); "
             f"p99 worst/first minute {verdict['p99_ratio']}"
         )
+        for failure in verdict["failures"]:
+            console.print(f"[red]✗ {failure}[/]")
         console.print("[green]PASSED[/]" if verdict["passed"] else "[red]FAILED[/]")
     if not verdict["passed"]:
         raise typer.Exit(1)

@@ -83,6 +83,14 @@ def print_analysis(result: dict) -> None:
         f"SRM: p = {srm['p_value']:.4f}; excluded: {result['excluded_not_in_experiment']} requests not in the "
         f"experiment, {excluded.get('multiple_arms_users', 0)} users seen in more than one arm"
     )
+    if fallbacks := result.get("fallbacks", {}).get("by_reason"):
+        fb = result["fallbacks"]
+        shares = ", ".join(f"{arm} {n} ({fb['share'][arm]:.2%})" for arm, n in fb["per_arm"].items())
+        uneven = " [red]— uneven across arms (guardrail)[/]" if fb["flag"] else ""
+        console.print(
+            f"served the popularity fallback, left out of the comparison ({fallbacks}): {shares}; "
+            f"p = {fb['p_value']:.4f}{uneven}"
+        )
     for g in result.get("guardrails", []):
         low, high = g.get("ci95_absolute") or (None, None)
         console.print(

@@ -31,6 +31,8 @@ from gateway.exposure import (
 from gateway.features.artifacts import current_store_dir
 from gateway.features.redis_history import RedisHistory
 from gateway.features.store import FeatureStore
+from gateway.serving.admission import Admission, AdmissionControl, Deadline
+from gateway.serving.fallback import PopularityFallback
 from gateway.serving.limits import BodySizeLimit
 from gateway.serving.moods import configured_encoder
 from gateway.serving.prometheus import Metrics
@@ -99,6 +101,10 @@ def create_app(
         app.state.store = store
         app.state.catalogue = Catalogue.load(store_dir, store)
         app.state.mood_encoder = configured_encoder(cfg, store_dir, app.state.catalogue)
+        app.state.fallback = PopularityFallback(store, app.state.catalogue.topic_codes)
+        admission = Admission(cfg.serving.admission)
+        app.state.deadline = Deadline(cfg.serving.deadline_ms, admission)
+        _watch_admission(app.state.metrics, admission, cfg)
         app.state.serving = ServingState(build_snapshot(config_path, store, cfg))
         compile_in_background(app.state.serving.snapshot)
         app.state.config_path = config_path
@@ -123,9 +129,11 @@ def create_app(
         app.state.metrics.watch_exposures(writer)
         app.state.shadow = _start_shadow(app, cfg, exposure_sink)
         _install_sighup(app, store)
+        app.state.admission = admission  # from here on requests are bounded
         try:
             yield
         finally:
+            app.state.deadline.close()
             app.state.shadow.close()
             writer.close()
             app.state.engine.dispose()
@@ -142,6 +150,7 @@ def create_app(
     app.state.idle = Idle()  # requests in flight: the shadow scorer works in the gaps
     app.add_middleware(BodySizeLimit)
     app.add_middleware(CountRequests, idle=app.state.idle)
+    app.add_middleware(AdmissionControl, shed=recommendations.shed)  # outermost: shed before anything
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -163,6 +172,23 @@ def create_app(
     app.include_router(events.router)
     app.openapi = lambda: _openapi(app)
     return app
+
+
+def _watch_admission(metrics: Metrics, admission: Admission, cfg: Settings) -> None:
+    metrics.watch("recsys_in_flight", "Recommendation requests being worked on", lambda: admission.in_flight)
+    metrics.watch(
+        "recsys_late_rankers",
+        "Rankers still running past their deadline (they hold a slot)",
+        lambda: admission.late,
+    )
+    metrics.watch(
+        "recsys_admission_limit",
+        "Bound on in-flight recommendation requests (0 = none)",
+        lambda: admission.limit,
+    )
+    metrics.watch(
+        "recsys_deadline_seconds", "Request deadline (0 = none)", lambda: cfg.serving.deadline_ms / 1000
+    )
 
 
 def _start_shadow(app: FastAPI, cfg: Settings, sink: ExposureSink | None) -> ShadowScorer:
