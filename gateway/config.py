@@ -174,6 +174,18 @@ class ServingSettings(Section):
         return value
 
 
+class DashboardSettings(Section):
+    """The browser dashboard (README "Dashboard"): served only when a viewer or admin token is set."""
+
+    # Seconds a computed result is shown before the next look at the page recomputes it.
+    refresh_s: float = Field(60.0, ge=1.0, le=86_400.0)
+    # OS niceness of the child process that computes the results (19 = lowest priority, and on
+    # Linux also SCHED_IDLE: it runs only on a core that nothing else wants).
+    nice: int = Field(19, ge=0, le=19)
+    # Seconds the child may take before it is stopped and the page shows the error.
+    timeout_s: float = Field(300.0, ge=1.0, le=3600.0)
+
+
 class GuardrailSettings(Section):
     """The treatment may not be worse than control on ``metric`` by more than ``margin`` (a
     fraction of control's value when ``relative``); metrics: analysis/guardrails.py METRICS."""
@@ -219,6 +231,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = TrainingSettings()
     experiment: ExperimentSettings = ExperimentSettings()
     serving: ServingSettings = ServingSettings()
+    dashboard: DashboardSettings = DashboardSettings()
     analysis: AnalysisSettings = AnalysisSettings()
 
     @classmethod

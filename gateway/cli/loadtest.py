@@ -44,8 +44,20 @@ def bench_command(
             "(--url is not used).",
         ),
     ] = False,
+    compare_dashboard: Annotated[
+        bool,
+        typer.Option(
+            "--compare-dashboard",
+            help="Start a gateway from --config with the dashboard on (results recomputed when older than "
+            "5 s) and send the same requests in alternating blocks without and with a viewer polling "
+            "/dashboard/data every second; print the latency ratios (--url is not used).",
+        ),
+    ] = False,
     workers: Annotated[
-        int, typer.Option(min=1, max=64, help="Workers of each gateway --compare-shadow starts.")
+        int,
+        typer.Option(
+            min=1, max=64, help="Workers of each gateway --compare-shadow/--compare-dashboard starts."
+        ),
     ] = 2,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     features_dir: FeaturesDirOption = None,
@@ -72,11 +84,17 @@ def bench_command(
     if scale_store:
         _scale(scale_store, config, candidates, requests, seed, plot, as_json)
         return
-    if compare_shadow:
-        if compare_mood or compare_naive:
-            raise UserError("use one of --compare-shadow, --compare-mood, --compare-naive")
-        from gateway.loadtest.shadow_bench import compare_shadow as run_compare
+    if sum(map(bool, (compare_shadow, compare_dashboard, compare_mood, compare_naive))) > 1:
+        raise UserError("use one of --compare-shadow, --compare-dashboard, --compare-mood, --compare-naive")
+    if compare_dashboard or compare_shadow:
+        if compare_dashboard:
+            from gateway.loadtest.dashboard_bench import compare_dashboard as run_compare
 
+            what, detail = "the page refreshing", "dashboard"
+        else:
+            from gateway.loadtest.shadow_bench import compare_shadow as run_compare
+
+            what, detail = "shadow", "shadow_work"
         runs, extra = run_compare(
             store_from(features_dir, config),
             config or Path("config.yaml"),
@@ -90,8 +108,8 @@ def bench_command(
         if not as_json:
             verdict = "[green]met[/]" if extra["passed"] else "[red]NOT met[/]"
             console.print(
-                f"with ÷ without shadow (same requests, same run): {extra['with_over_without']}; shadow work: "
-                f"{extra['shadow_work']}; bar p99 +{extra['bar_p99_increase']:.0%}: {verdict}"
+                f"with ÷ without {what} (same requests, same run): {extra['with_over_without']}; "
+                f"{detail.replace('_', ' ')}: {extra[detail]}; bar p99 +{extra['bar_p99_increase']:.0%}: {verdict}"
             )
         return
     from gateway.loadtest.bench import bench
