@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 
 from gateway.assignment import INTERLEAVED
 from gateway.ranking import K
@@ -82,14 +82,12 @@ def _epoch(engine: Engine, column: str) -> str:
     )
 
 
-def _served_top_k(engine: Engine) -> tuple[str, str]:
-    """FROM-clause fragment unnesting ``e.post_ids`` (a JSON list) and the condition keeping the first k."""
+def _in_first_k(engine: Engine, post: str, posts: str) -> str:
+    """``post`` is one of the first ``:k`` ids of the JSON list ``posts`` (evaluated only on the
+    few request/like pairs of one user inside the window, never on every served list)."""
     if _postgres(engine):
-        return (
-            "CROSS JOIN LATERAL json_array_elements_text(e.post_ids::json) WITH ORDINALITY AS p(value, pos)",
-            "p.pos <= :k",
-        )
-    return "JOIN json_each(e.post_ids) AS p", "p.key < :k"
+        return f"{post} = ANY ((string_to_array(btrim({posts}, '[] '), ','))[1:(:k)]::integer[])"
+    return f"EXISTS (SELECT 1 FROM json_each({posts}) AS p WHERE p.key < :k AND CAST(p.value AS INTEGER) = {post})"
 
 
 def _inside_window(engine: Engine, like: str, request: str) -> str:
@@ -131,27 +129,31 @@ def user_sums(
     """
     require_exposures(engine)
     where, params = scope.where()
-    top_k, keep = _served_top_k(engine)
-    inside = _inside_window(engine, 'f."timestamp"', "s.request_time")
+    inside = _inside_window(engine, 'f."timestamp"', "e.request_time")
+    # Likes outside [first request, last request + window] cannot be hits: a constant filter
+    # that keeps the pre-period's likes out of the join.
+    upper = (
+        "(SELECT MAX(request_time) FROM e) + make_interval(secs => :window)"
+        if _postgres(engine)
+        else "datetime((SELECT MAX(request_time) FROM e), '+' || CAST(CAST(:window AS INTEGER) + 1 AS TEXT) || ' seconds')"
+    )
     sql = f"""
         WITH e AS (
-            SELECT request_id, user_id, arm, request_time, post_ids, latency_ms,
+            SELECT request_id, user_id, arm, request_time, post_ids, latency_ms, model_version,
                    {_slice_expression(engine, by)} AS slice
             FROM {Tables.EXPOSURES}
             WHERE {where} AND arm <> :interleaved
         ),
-        s AS (
-            SELECT e.request_id, e.user_id, e.request_time, CAST(p.value AS INTEGER) AS post_id
-            FROM e {top_k} WHERE {keep}
-        ),
         h AS (
-            SELECT DISTINCT s.request_id FROM s
-            JOIN {Tables.FEED} f ON f.user_id = s.user_id AND f.post_id = s.post_id
-            WHERE f.action = 'like' AND {inside}
+            SELECT DISTINCT e.request_id FROM e
+            JOIN {Tables.FEED} f ON f.user_id = e.user_id
+                AND f."timestamp" > (SELECT MIN(request_time) FROM e) AND f."timestamp" <= {upper}
+            WHERE f.action = 'like' AND {inside} AND {_in_first_k(engine, "f.post_id", "e.post_ids")}
         )
         SELECT e.slice, e.arm, e.user_id, COUNT(*) AS requests, COUNT(h.request_id) AS hits,
                SUM(e.latency_ms) AS latency_sum, SUM(e.latency_ms * e.latency_ms) AS latency_sum_squares,
-               MIN(e.request_time) AS first_request, MAX(e.request_time) AS last_request
+               MIN(e.request_time) AS first_request, MAX(e.request_time) AS last_request,
+               MIN(e.model_version) AS first_version, MAX(e.model_version) AS last_version
         FROM e LEFT JOIN h ON h.request_id = e.request_id
         GROUP BY e.slice, e.arm, e.user_id
     """
@@ -196,25 +198,17 @@ def pre_period(engine: Engine, experiment: str, days: float) -> pd.DataFrame:
     return frame
 
 
-def multiple_arm_users(engine: Engine, scope: Scope) -> pd.DataFrame:
-    """Users with in-experiment exposures in more than one group (arms or interleaved) in ``scope``
-    (its topic ignored: a user's assignment is per experiment); columns ``user_id``, ``requests``."""
+def user_groups(engine: Engine, scope: Scope) -> pd.DataFrame:
+    """Per (user, group) of the experiment in range (arms and interleaved; the topic ignored: a
+    user's assignment is per experiment): ``user_id``, ``arm``, ``requests``. A user on two rows
+    was seen in more than one group; the users per group feed the SRM check."""
     require_exposures(engine)
     where, params = Scope(scope.experiment, scope.since, scope.until).where()
-    sql = (
-        f"SELECT user_id, COUNT(*) AS requests FROM {Tables.EXPOSURES} WHERE {where} "
-        "GROUP BY user_id HAVING COUNT(DISTINCT arm) > 1"
-    )
-    return read_frame(engine, sql, params=params)
-
-
-def group_users(engine: Engine, scope: Scope) -> dict[str, int]:
-    """Distinct in-experiment users per group (arms and interleaved), for the SRM check."""
-    require_exposures(engine)
-    where, params = scope.where()
-    sql = f"SELECT arm, COUNT(DISTINCT user_id) AS users FROM {Tables.EXPOSURES} WHERE {where} GROUP BY arm"
+    sql = f"SELECT user_id, arm, COUNT(*) AS requests FROM {Tables.EXPOSURES} WHERE {where} GROUP BY user_id, arm"
     frame = read_frame(engine, sql, params=params)
-    return {str(a): int(u) for a, u in zip(frame["arm"], frame["users"], strict=True)}
+    frame["user_id"] = frame["user_id"].astype("int64")
+    frame["arm"] = frame["arm"].astype(str)
+    return frame
 
 
 def not_in_experiment(engine: Engine, scope: Scope) -> int:
@@ -225,6 +219,22 @@ def not_in_experiment(engine: Engine, scope: Scope) -> int:
     params["no"] = False
     sql = f"SELECT COUNT(*) AS n FROM {Tables.EXPOSURES} WHERE {where}"
     return int(read_frame(engine, sql, params=params)["n"].iloc[0])
+
+
+def served_by_arm(engine: Engine, scope: Scope) -> pd.DataFrame:
+    """Requests of the experiment in range per (arm, served_by): ``served_by`` is None for the
+    arm's model (in-experiment rows) and the fallback's reason (shed, deadline) for requests
+    answered with the popularity fallback (logged outside the experiment)."""
+    require_exposures(engine)
+    if "served_by" not in {c["name"] for c in inspect(engine).get_columns(Tables.EXPOSURES)}:
+        return pd.DataFrame({"arm": [], "served_by": [], "requests": []})  # logged before fallbacks
+    where, params = scope.where()
+    where = where.replace("in_experiment = :yes", "(in_experiment = :yes OR served_by IS NOT NULL)")
+    sql = (
+        f"SELECT arm, served_by, COUNT(*) AS requests FROM {Tables.EXPOSURES} WHERE {where} "
+        "GROUP BY arm, served_by"
+    )
+    return read_frame(engine, sql, params=params)
 
 
 def model_versions(engine: Engine, scope: Scope) -> pd.DataFrame:
@@ -239,3 +249,60 @@ def model_versions(engine: Engine, scope: Scope) -> pd.DataFrame:
     )
     params["interleaved"] = INTERLEAVED
     return read_frame(engine, sql, params=params, parse_dates=["first_request", "last_request"])
+
+
+LATENCY_BUCKET = 1.02
+"""Latency histograms: buckets 2 % wide (a quantile read from them is within 2 % of the exact one)."""
+
+
+def latency_histogram(engine: Engine, scope: Scope) -> pd.DataFrame:
+    """Per (arm, user, latency bucket) of the A/B arms: ``latency`` (the bucket's lower edge, ms) and ``requests``.
+
+    Enough for a quantile of per-request latency bootstrapped over users, without reading
+    every request: a user contributes one row per distinct bucket.
+    """
+    require_exposures(engine)
+    where, params = scope.where()
+    sql = f"""
+        SELECT arm, user_id, FLOOR(LN(CASE WHEN latency_ms > 0.01 THEN latency_ms ELSE 0.01 END) / LN(:base)) AS b,
+               COUNT(*) AS requests
+        FROM {Tables.EXPOSURES} WHERE {where} AND arm <> :interleaved
+        GROUP BY arm, user_id, FLOOR(LN(CASE WHEN latency_ms > 0.01 THEN latency_ms ELSE 0.01 END) / LN(:base))
+    """
+    params |= {"interleaved": INTERLEAVED, "base": LATENCY_BUCKET}
+    frame = read_frame(engine, sql, params=params)
+    frame["latency"] = LATENCY_BUCKET ** frame["b"].astype(float)
+    frame["user_id"] = frame["user_id"].astype("int64")
+    return frame.drop(columns="b")
+
+
+def engagement(engine: Engine, scope: Scope, *, window_seconds: float) -> pd.DataFrame:
+    """Per user of the A/B arms: likes and views in ``feed_data`` from their first request in
+    range to ``window`` after their last (``user_id``, ``likes``, ``views``)."""
+    require_exposures(engine)
+    where, params = scope.where()
+    if _postgres(engine):
+        after = 'f."timestamp" >= u.first_t AND f."timestamp" <= u.last_t + make_interval(secs => :window)'
+    else:
+        ts, first, last = (
+            _epoch(engine, 'f."timestamp"'),
+            _epoch(engine, "u.first_t"),
+            _epoch(engine, "u.last_t"),
+        )
+        after = f"{ts} >= {first} AND {ts} <= {last} + :window"
+    sql = f"""
+        WITH u AS (
+            SELECT user_id, MIN(request_time) AS first_t, MAX(request_time) AS last_t FROM {Tables.EXPOSURES}
+            WHERE {where} AND arm <> :interleaved GROUP BY user_id
+        )
+        SELECT u.user_id,
+               COALESCE(SUM(CASE WHEN f.action = 'like' THEN 1 ELSE 0 END), 0) AS likes,
+               COALESCE(SUM(CASE WHEN f.action = 'view' THEN 1 ELSE 0 END), 0) AS views
+        FROM u LEFT JOIN {Tables.FEED} f ON f.user_id = u.user_id AND {after}
+        GROUP BY u.user_id
+    """
+    params |= {"interleaved": INTERLEAVED, "window": float(window_seconds)}
+    frame = read_frame(engine, sql, params=params)
+    for column in ("user_id", "likes", "views"):
+        frame[column] = frame[column].astype("int64")
+    return frame

@@ -14,6 +14,7 @@ expected counts are the shares the assignment can realise (``assignment.realised
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -22,12 +23,14 @@ from gateway.analysis.aggregate import (
     SLICES,
     AnalysisError,
     Scope,
-    group_users,
+    engagement,
+    latency_histogram,
     model_versions,
-    multiple_arm_users,
     not_in_experiment,
     pre_period,
     require_exposures,
+    served_by_arm,
+    user_groups,
     user_sums,
 )
 from gateway.analysis.decision import (
@@ -38,8 +41,9 @@ from gateway.analysis.decision import (
     compare,
     compare_many,
 )
+from gateway.analysis.guardrails import ArmMetrics, guardrails, secondary
 from gateway.analysis.sequential import DEFAULT_TUNING
-from gateway.analysis.srm import srm_over_groups
+from gateway.analysis.srm import srm_check, srm_over_groups
 from gateway.assignment import Experiment
 from gateway.config import Settings
 from gateway.storage import read_frame
@@ -142,6 +146,24 @@ def _phases(versions: pd.DataFrame, scope: Scope) -> list[tuple[pd.Timestamp | N
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
+def fallback_guardrail(counts: pd.DataFrame) -> dict:
+    """Requests each arm's users got the popularity fallback instead of the arm's model (shed by
+    admission control or past the deadline; never in the comparison), and whether their split by
+    arm departs from the split of all requests (chi-square, as for SRM): one arm shed or late
+    more often than the other is a finding in itself."""
+    fallback = counts[counts["served_by"].notna()]
+    totals = counts.groupby("arm")["requests"].sum().astype(int)
+    per_arm = fallback.groupby("arm")["requests"].sum().reindex(totals.index, fill_value=0).astype(int)
+    check = srm_check(per_arm.tolist(), totals.tolist()) if len(totals) else None
+    return {
+        "per_arm": {str(a): int(n) for a, n in per_arm.items()},
+        "share": {str(a): round(int(per_arm[a]) / int(totals[a]), 6) for a in totals.index},
+        "by_reason": {str(k): int(v) for k, v in fallback.groupby("served_by")["requests"].sum().items()},
+        "p_value": round(check.p_value, 6) if check else 1.0,
+        "flag": bool(check.flag) if check else False,
+    }
+
+
 def analyze(
     engine: Engine,
     *,
@@ -157,6 +179,7 @@ def analyze(
     groups: Experiment | None = None,
     cuped_days: float = DEFAULT_CUPED_DAYS,
     planned_users: float = DEFAULT_TUNING,
+    guardrail_rules: Sequence = (),
 ) -> dict:
     """The A/B decision for ``experiment`` (see the module docstring); ``weights`` name the arms,
     ``groups`` (the configured experiment) gives the realisable shares for the SRM check."""
@@ -172,8 +195,10 @@ def analyze(
             f"no in-experiment exposures for experiment {name!r}"
             + (f" in [{since or '…'}, {until or '…'})" if since or until else "")
         )
-    multi = multiple_arm_users(engine, scope)
-    multi_ids = set(multi["user_id"].astype("int64"))
+    memberships = user_groups(engine, scope)
+    groups_per_user = memberships.groupby("user_id")["arm"].transform("size")
+    multi = memberships[groups_per_user > 1]
+    multi_ids = set(multi["user_id"])
     sums = sums[~sums["user_id"].isin(multi_ids)]
     pre = pre_period(engine, name, cuped_days) if cuped_days > 0 else None
     users = with_pre_period(sums, pre)
@@ -194,16 +219,21 @@ def analyze(
         "cuped_days": cuped_days,
         **decide(users, control, treatment, arm_names, planned_users=planned_users),
     }
-    group_counts = group_users(engine, scope)
-    if multi_ids:  # excluded users are counted in no group
-        group_counts = _without(engine, scope, group_counts, multi_ids)
+    single = memberships[groups_per_user == 1]  # excluded users are counted in no group
+    group_counts = {str(a): int(n) for a, n in single.groupby("arm")["user_id"].size().items()}
     result["srm"] = srm_over_groups(groups, group_counts)
+    result["fallbacks"] = fallback_guardrail(served_by_arm(engine, scope))
+    excluded_requests -= sum(result["fallbacks"]["per_arm"].values())  # reported there
     result["excluded_not_in_experiment"] = excluded_requests
     result["excluded"] = {
         "not_in_experiment": excluded_requests,
         "multiple_arms_users": len(multi_ids),
         "multiple_arms_requests": int(multi["requests"].sum()) if len(multi) else 0,
     }
+    if control in result["arms"] and treatment in result["arms"]:
+        result["secondary"], result["guardrails"] = _secondary_and_guardrails(
+            engine, scope, span, sums, multi_ids, control, treatment, guardrail_rules
+        )
     if split_by is not None:
         slices = {
             str(key): decide(group, control, treatment, arm_names, planned_users=planned_users)
@@ -211,11 +241,27 @@ def analyze(
         }
         _adjust_slices(slices)
         result["by"] = {"field": split_by, "correction": "benjamini-hochberg across slices", "groups": slices}
-    versions = model_versions(engine, scope)
-    versions = versions[versions["arm"].isin(arm_names)]
+    seen = pd.concat(
+        [
+            sums[["arm", "first_version"]].set_axis(["arm", "v"], axis=1),
+            sums[["arm", "last_version"]].set_axis(["arm", "v"], axis=1),
+        ]
+    )
+    seen = seen.drop_duplicates()
     for arm, summary in result["arms"].items():
-        summary["model_versions"] = sorted(versions.loc[versions["arm"] == arm, "model_version"].astype(str))
-    phases = _phases(versions, scope)
+        summary["model_versions"] = sorted(seen.loc[seen["arm"] == arm, "v"].astype(str))
+    swapped = bool(
+        (seen.groupby("arm")["v"].nunique() > 1).any()
+        or (sums["first_version"] != sums["last_version"]).any()
+    )
+    versions = model_versions(engine, scope) if swapped else None
+    if versions is not None:
+        versions = versions[versions["arm"].isin(arm_names)]
+        for arm, summary in result["arms"].items():
+            summary["model_versions"] = sorted(
+                versions.loc[versions["arm"] == arm, "model_version"].astype(str)
+            )
+    phases = _phases(versions, scope) if versions is not None else []
     if phases:
         per_version = user_sums(engine, scope, window_seconds=span.total_seconds(), by="model_version")
         per_version = per_version[~per_version["user_id"].isin(multi_ids)]
@@ -254,12 +300,32 @@ def analyze(
     return result
 
 
-def _without(engine: Engine, scope: Scope, counts: dict[str, int], excluded: set[int]) -> dict[str, int]:
-    """Users per group with the excluded users taken out (they are in two or more groups)."""
-    where, params = scope.where()
-    frame = read_frame(engine, f"SELECT DISTINCT arm, user_id FROM exposures WHERE {where}", params=params)
-    frame = frame[~frame["user_id"].astype("int64").isin(excluded)]
-    return {str(a): int(n) for a, n in frame.groupby("arm")["user_id"].nunique().items()}
+def _secondary_and_guardrails(
+    engine, scope, span, sums, excluded, control, treatment, rules
+) -> tuple[list, list]:
+    """Secondary metrics (Holm across them) and guardrails for ``treatment`` against ``control``."""
+    per_user = sums.groupby(["arm", "user_id"], as_index=False)[["requests", "hits", "latency_sum"]].sum()
+    per_user = per_user.merge(
+        engagement(engine, scope, window_seconds=span.total_seconds()), on="user_id", how="left"
+    )
+    per_user = per_user.fillna({"likes": 0, "views": 0})
+    histogram = latency_histogram(engine, scope)
+    histogram = histogram[~histogram["user_id"].isin(excluded)]
+
+    def arm(name: str) -> ArmMetrics:
+        users = per_user[per_user["arm"] == name].reset_index(drop=True)
+        index = pd.Series(users.index, index=users["user_id"])
+        hist = histogram[(histogram["arm"] == name) & histogram["user_id"].isin(index.index)]
+        return ArmMetrics(
+            *(users[c].to_numpy(float) for c in ("requests", "latency_sum", "hits", "likes", "views")),
+            hist_users=index.loc[hist["user_id"]].to_numpy(),
+            hist_latency=hist["latency"].to_numpy(float),
+            hist_requests=hist["requests"].to_numpy(float),
+        )
+
+    c, t = arm(control), arm(treatment)
+    rows = secondary(c, t)
+    return rows, guardrails(c, t, rules, rows)
 
 
 def _adjust_slices(slices: dict[str, dict]) -> None:
@@ -384,6 +450,7 @@ def analyze_experiment(
         groups=Experiment.from_settings(settings.experiment),
         cuped_days=settings.analysis.cuped_days,
         planned_users=settings.analysis.sequential_planned_users,
+        guardrail_rules=settings.analysis.guardrails,
     )
     from gateway.analysis.interleaving import analyze_interleaving  # it reads likes through this module
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -12,6 +13,7 @@ from gateway.cli.common import (
     DbOption,
     FeaturesDirOption,
     UserError,
+    console,
     engine_from,
     friendly,
     settings_from,
@@ -39,7 +41,8 @@ def analyze(
         str | None, typer.Option(help="Only requests at or after this (ISO) request time.")
     ] = None,
     until: Annotated[
-        str | None, typer.Option(help="Only requests before this (ISO) request time (a phase: --since .. --until).")
+        str | None,
+        typer.Option(help="Only requests before this (ISO) request time (a phase: --since .. --until)."),
     ] = None,
     by: Annotated[
         str | None, typer.Option("--by", help="Also split the result by topic, cold_start or mood.")
@@ -99,6 +102,93 @@ def shadow_report(engine, experiment: str) -> dict:
         if (key := (entry["arm"], entry["model_version"])) in judged:
             entry["expected_hitrate@5"] = judged[key]
     return report
+
+
+@app.command("power")
+@friendly
+def analyze_power(
+    mde: Annotated[
+        float | None,
+        typer.Option(
+            help="Minimum detectable effect: absolute difference in Hitrate@5 (else config.yaml's analysis.power_mde)."
+        ),
+    ] = None,
+    experiment: Annotated[str | None, typer.Option(help="Experiment name (else config.yaml's).")] = None,
+    window: Annotated[str, typer.Option(help="A hit is a like within this time after the request.")] = "1h",
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Users per arm and days at the observed traffic for the configured power (80 %) at alpha 0.05,
+    plain and with CUPED, from the running experiment's variance (or the pre-period before it starts)."""
+    from gateway.analysis.planning import power_report
+    from gateway.assignment import Experiment
+
+    settings = settings_from(config)
+    groups = Experiment.from_settings(settings.experiment)
+    if experiment:
+        groups = replace(groups, name=experiment)
+    report = power_report(
+        engine_from(db, config),
+        groups,
+        mde=settings.analysis.power_mde if mde is None else mde,
+        window=window,
+        cuped_days=settings.analysis.cuped_days,
+        alpha=settings.analysis.alpha,
+        target_power=settings.analysis.power,
+    )
+    if as_json:
+        print(json.dumps(report))
+        return
+    console.print(
+        f"to detect {report['mde']:+.4f} absolute Hitrate@5 (baseline {report['baseline']:.4f}) with "
+        f"{report['power']:.0%} power at alpha {report['alpha']} ({report['comparisons']} comparison(s) against control), "
+        f"from the {report['source']}:\n"
+        f"  plain: {report['users_per_arm']['plain']:,} users per arm, {report['days']['plain']} days\n"
+        f"  CUPED: {report['users_per_arm']['cuped']:,} users per arm, {report['days']['cuped']} days "
+        f"(variance reduction {report['variance_reduction']:.1%})\n"
+        f"  at {report['users_per_day']:,.0f} eligible users per day"
+    )
+
+
+@app.command("bench")
+@friendly
+def analyze_bench(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Database to fill (PostgreSQL: the target): its exposures and feed_data tables are REPLACED.",
+        ),
+    ] = None,
+    rows: Annotated[int, typer.Option(min=1000, max=50_000_000, help="Exposure rows (requests) to build.")] = 2_500_000,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Build a large synthetic exposure log with COPY, then time `recsys analyze --json` on it (child
+    process: wall time and peak memory)."""
+    import tempfile
+    from pathlib import Path
+
+    from gateway.loadtest.analyze_bench import run_analyze_bench
+    from gateway.storage import connect
+
+    if not db:
+        raise UserError("give --db URL explicitly: the benchmark replaces its exposures and feed_data tables")
+    engine = connect(db, create=True)
+    with tempfile.TemporaryDirectory() as workdir:
+        report = run_analyze_bench(engine, db, rows=rows, seed=seed, workdir=Path(workdir))
+    if as_json:
+        print(json.dumps(report.as_json()))
+        return
+    d = report.result["delta"]
+    console.print(
+        f"{report.rows:,} exposures from {report.users:,} users, {report.feed_rows:,} feed rows "
+        f"({engine.dialect.name}), built in {report.build_seconds:.0f} s\n"
+        f"recsys analyze: {report.analyze_seconds:.1f} s, peak memory {report.peak_rss_mb:.0f} MB; "
+        f"delta {d.get('absolute')} p = {d['p_value']:.3g}, CUPED variance reduction "
+        f"{report.result['cuped'].get('variance_reduction')}"
+    )
 
 
 MODES = ("ab", "interleave")

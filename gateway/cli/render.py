@@ -83,6 +83,21 @@ def print_analysis(result: dict) -> None:
         f"SRM: p = {srm['p_value']:.4f}; excluded: {result['excluded_not_in_experiment']} requests not in the "
         f"experiment, {excluded.get('multiple_arms_users', 0)} users seen in more than one arm"
     )
+    if fallbacks := result.get("fallbacks", {}).get("by_reason"):
+        fb = result["fallbacks"]
+        shares = ", ".join(f"{arm} {n} ({fb['share'][arm]:.2%})" for arm, n in fb["per_arm"].items())
+        uneven = " [red]— uneven across arms (guardrail)[/]" if fb["flag"] else ""
+        console.print(
+            f"served the popularity fallback, left out of the comparison ({fallbacks}): {shares}; "
+            f"p = {fb['p_value']:.4f}{uneven}"
+        )
+    for g in result.get("guardrails", []):
+        low, high = g.get("ci95_absolute") or (None, None)
+        console.print(
+            f"guardrail {g['metric']}: control {_fmt(g.get('control'), '.4g')}, test {_fmt(g.get('test'), '.4g')}, "
+            f"difference {_fmt(g.get('absolute'), '+.4g')} [{_fmt(low, '+.4g')}, {_fmt(high, '+.4g')}], "
+            f"margin {g['margin']:.0%}{' of control' if g.get('relative') else ''}: [bold]{g['status']}[/]"
+        )
     for arm, comparison in result.get("comparisons", {}).items():
         d = comparison["delta"]
         console.print(

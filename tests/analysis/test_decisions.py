@@ -297,3 +297,86 @@ def test_cli_json_keeps_the_old_keys_adds_the_new_and_takes_until(tmp_path):
     assert table.exit_code == 0 and "CUPED" in table.output and "sequential" in table.output
     bad = runner.invoke(app, ["analyze", "--db", db, "--config", str(config), "--until", "someday"])
     assert bad.exit_code != 0 and "--until" in bad.output and "Traceback" not in bad.output
+
+
+def test_power_from_the_running_experiment_and_from_the_pre_period(tmp_path):
+    from typer.testing import CliRunner
+
+    from gateway.analysis.decision import cuped_object
+    from gateway.analysis.power import Design, users_per_arm
+    from gateway.cli import app
+
+    rows, feed = _experiment(80, seed=8)
+    _filled(tmp_path, rows, feed)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "experiment:\n  name: e\n  arms:\n    - {name: control, weight: 50, model: m/c}\n"
+        "    - {name: test, weight: 50, model: m/t}\n"
+    )
+    db = f"sqlite:///{tmp_path}/x.db"
+    out = CliRunner().invoke(
+        app, ["analyze", "power", "--mde", "0.05", "--json", "--db", db, "--config", str(config)]
+    )
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    assert set(report) >= {"mde", "users_per_arm", "days"} and report["source"] == "experiment"
+    arms = _by_hand(rows, feed)
+    sigma2 = (arms["control"].ratio().variance + arms["test"].ratio().variance) / 2
+    assert report["users_per_arm"]["plain"] == users_per_arm(0.05, sigma2, Design())
+    reduction = cuped_object(arms["control"], arms["test"])["variance_reduction"]
+    assert report["variance_reduction"] == pytest.approx(reduction) and reduction > 0.2
+    assert report["users_per_arm"]["cuped"] == users_per_arm(
+        0.05, sigma2, Design(variance_reduction=reduction)
+    )
+    assert report["users_per_arm"]["cuped"] < report["users_per_arm"]["plain"]
+    assert report["days"]["cuped"] <= report["days"]["plain"]
+    # Before the experiment starts: the feed's own likes / views per user.
+    engine = connect(f"sqlite:///{tmp_path}/pre.db", create=True)
+    fill(engine, [row(1, 1, "control", T0)], [f for f in feed if f[0] < T0])
+    with engine.begin() as conn:
+        from sqlalchemy import text
+
+        conn.execute(text("DELETE FROM exposures"))
+    pre = CliRunner().invoke(
+        app, ["analyze", "power", "--json", "--db", f"sqlite:///{tmp_path}/pre.db", "--config", str(config)]
+    )
+    assert pre.exit_code == 0, pre.output
+    assert json.loads(pre.output)["source"] == "pre-period" and json.loads(pre.output)["mde"] == 0.02
+    bad = CliRunner().invoke(app, ["analyze", "power", "--mde", "-1", "--db", db, "--config", str(config)])
+    assert bad.exit_code != 0 and "--mde" in bad.output and "Traceback" not in bad.output
+
+
+def test_guardrails_and_secondary_metrics_user_clustered(tmp_path):
+    from gateway.config import GuardrailSettings
+
+    rows, feed = _experiment(80, seed=9)
+    rng = np.random.default_rng(9)
+    for r in rows:  # the test arm is 50 % slower: the latency guardrails must fail
+        r["latency_ms"] = float(rng.gamma(4.0, 5.0)) * (1.5 if r["arm"] == "test" else 1.0)
+        feed += [
+            (r["request_time"] + pd.Timedelta("30s"), r["user_id"], p, "view") for p in r["post_ids"][:5]
+        ]
+    engine = _filled(tmp_path, rows, feed)
+    rules = [GuardrailSettings(metric="latency_p99", margin=0.1), GuardrailSettings(metric="latency_mean", margin=0.1),
+             GuardrailSettings(metric="likes_per_view", margin=0.5)]  # fmt: skip
+    result = analyze(engine, experiment="e", window="1h", weights=HALF, guardrail_rules=rules)
+    by = {g["metric"]: g for g in result["guardrails"]}
+    assert set(by) == {"latency_p99", "latency_mean", "likes_per_view"}
+    for g in by.values():
+        assert set(g) >= {"metric", "control", "test", "absolute", "ci95_absolute", "margin", "status"}
+    assert by["latency_mean"]["status"] == "fail" and by["latency_p99"]["status"] == "fail"
+    frame = pd.DataFrame(rows)
+    mean = frame.groupby("arm")["latency_ms"].sum() / frame.groupby("arm").size()
+    assert by["latency_mean"]["control"] == pytest.approx(mean["control"])
+    assert by["latency_p99"]["test"] == pytest.approx(
+        np.quantile(frame.loc[frame["arm"] == "test", "latency_ms"], 0.99, method="inverted_cdf"), rel=0.021
+    )
+    # Likes per view: the test arm likes more (its hit chance is higher), far inside a 50 % margin.
+    assert by["likes_per_view"]["status"] == "pass" and by["likes_per_view"]["absolute"] > 0
+    secondary = {s["metric"]: s for s in result["secondary"]}
+    assert set(secondary) == {"latency_mean", "latency_p99", "likes_per_view", "user_hitrate@5"}
+    raw = sorted(s["p_value"] for s in secondary.values())
+    assert min(s["p_value_adjusted"] for s in secondary.values()) == pytest.approx(
+        min(1.0, 4 * raw[0])
+    )  # Holm
+    json.dumps(result, allow_nan=False)
