@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 
 from gateway.assignment import INTERLEAVED
 from gateway.ranking import K
@@ -267,6 +267,22 @@ def not_in_experiment(engine: Engine, scope: Scope) -> int:
     params["no"] = False
     sql = f"SELECT COUNT(*) AS n FROM {Tables.EXPOSURES} WHERE {where}"
     return int(read_frame(engine, sql, params=params)["n"].iloc[0])
+
+
+def served_by_arm(engine: Engine, scope: Scope) -> pd.DataFrame:
+    """Requests of the experiment in range per (arm, served_by): ``served_by`` is None for the
+    arm's model (in-experiment rows) and the fallback's reason (shed, deadline) for requests
+    answered with the popularity fallback (logged outside the experiment)."""
+    require_exposures(engine)
+    if "served_by" not in {c["name"] for c in inspect(engine).get_columns(Tables.EXPOSURES)}:
+        return pd.DataFrame({"arm": [], "served_by": [], "requests": []})  # logged before fallbacks
+    where, params = scope.where()
+    where = where.replace("in_experiment = :yes", "(in_experiment = :yes OR served_by IS NOT NULL)")
+    sql = (
+        f"SELECT arm, served_by, COUNT(*) AS requests FROM {Tables.EXPOSURES} WHERE {where} "
+        "GROUP BY arm, served_by"
+    )
+    return read_frame(engine, sql, params=params)
 
 
 def model_versions(engine: Engine, scope: Scope) -> pd.DataFrame:

@@ -29,6 +29,7 @@ from gateway.analysis.aggregate import (
     not_in_experiment,
     pre_period,
     require_exposures,
+    served_by_arm,
     user_groups,
     user_sums,
 )
@@ -42,7 +43,7 @@ from gateway.analysis.decision import (
 )
 from gateway.analysis.guardrails import ArmMetrics, guardrails, secondary
 from gateway.analysis.sequential import DEFAULT_TUNING
-from gateway.analysis.srm import srm_over_groups
+from gateway.analysis.srm import srm_check, srm_over_groups
 from gateway.assignment import Experiment
 from gateway.config import Settings
 from gateway.storage import read_frame
@@ -145,6 +146,24 @@ def _phases(versions: pd.DataFrame, scope: Scope) -> list[tuple[pd.Timestamp | N
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
+def fallback_guardrail(counts: pd.DataFrame) -> dict:
+    """Requests each arm's users got the popularity fallback instead of the arm's model (shed by
+    admission control or past the deadline; never in the comparison), and whether their split by
+    arm departs from the split of all requests (chi-square, as for SRM): one arm shed or late
+    more often than the other is a finding in itself."""
+    fallback = counts[counts["served_by"].notna()]
+    totals = counts.groupby("arm")["requests"].sum().astype(int)
+    per_arm = fallback.groupby("arm")["requests"].sum().reindex(totals.index, fill_value=0).astype(int)
+    check = srm_check(per_arm.tolist(), totals.tolist()) if len(totals) else None
+    return {
+        "per_arm": {str(a): int(n) for a, n in per_arm.items()},
+        "share": {str(a): round(int(per_arm[a]) / int(totals[a]), 6) for a in totals.index},
+        "by_reason": {str(k): int(v) for k, v in fallback.groupby("served_by")["requests"].sum().items()},
+        "p_value": round(check.p_value, 6) if check else 1.0,
+        "flag": bool(check.flag) if check else False,
+    }
+
+
 def analyze(
     engine: Engine,
     *,
@@ -203,6 +222,8 @@ def analyze(
     single = memberships[groups_per_user == 1]  # excluded users are counted in no group
     group_counts = {str(a): int(n) for a, n in single.groupby("arm")["user_id"].size().items()}
     result["srm"] = srm_over_groups(groups, group_counts)
+    result["fallbacks"] = fallback_guardrail(served_by_arm(engine, scope))
+    excluded_requests -= sum(result["fallbacks"]["per_arm"].values())  # reported there
     result["excluded_not_in_experiment"] = excluded_requests
     result["excluded"] = {
         "not_in_experiment": excluded_requests,

@@ -48,8 +48,33 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.fallbacks = Counter(
+            "recsys_fallbacks_total",
+            "Recommendation requests answered with the popularity fallback, by reason (shed, deadline)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.shed = Counter(
+            "recsys_shed_total",
+            "Recommendation requests turned away by admission control, by overflow policy (fallback, 503)",
+            ["overflow"],
+            registry=self.registry,
+        )
+
     def watch_exposures(self, writer: ExposureWriter) -> None:
         self.registry.register(_ExposureCollector(writer))
+
+    def watch(self, name: str, doc: str, read) -> None:
+        """A gauge read from ``read()`` at each scrape."""
+        self.registry.register(_Reading(name, doc, read))
+
+
+class _Reading:
+    def __init__(self, name: str, doc: str, read) -> None:
+        self.name, self.doc, self.read = name, doc, read
+
+    def collect(self):
+        yield GaugeMetricFamily(self.name, self.doc, value=self.read())
 
 
 class _ExposureCollector:
