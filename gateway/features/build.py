@@ -20,6 +20,7 @@ from sqlalchemy import Engine, text
 from gateway.features import artifacts as A
 from gateway.features.artifacts import FeatureStoreError
 from gateway.features.definitions import FEATURE_NAMES, FEATURE_SET_VERSION, N_CLUSTERS, SVD_DIMS
+from gateway.features.retrieval import build_retrieval
 from gateway.features.text import fit_text_space
 from gateway.fsutil import atomic_path
 from gateway.progress import track
@@ -74,8 +75,17 @@ def _fingerprint(*arrays: np.ndarray) -> str:
     return digest.hexdigest()[:10]
 
 
-def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -> Path:
-    """Build artifacts from the database into ``features_dir/<version>``; return that folder."""
+def build_feature_store(
+    engine: Engine,
+    features_dir: Path,
+    *,
+    seed: int = 42,
+    retrieval_index: str = "hnswlib",
+) -> Path:
+    """Build artifacts from the database into ``features_dir/<version>``; return that folder.
+
+    The retrieval artifacts (candidate generation) are point in time like the features: each
+    day's popularity lists from the events before that day."""
     started = time.perf_counter()
     for name in Tables.SOURCE:
         if not table_exists(engine, name):
@@ -142,6 +152,16 @@ def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -
             target=feed["target"],
         )
         np.savez(tmp / A.POST_DAILY, views=before(daily_views), likes=before(daily_likes))
+        retrieval = build_retrieval(
+            tmp,
+            events=feed,
+            topic=topic_code,
+            cluster=cluster,
+            vectors=embedding,
+            day0=day0,
+            cutoff=day0 + n_days * 86400,
+            backend=retrieval_index,
+        )
         np.savez(
             tmp / A.TEXT_SPACE,
             vocabulary=np.array(space.vocabulary),
@@ -168,6 +188,7 @@ def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -
             "days": n_days,
             "global_ctr": float(feed["like"].sum() / max(1, is_view.sum())),
             "vocabularies": vocabularies,
+            "retrieval": retrieval,
             "build_seconds": round(time.perf_counter() - started, 2),
         }
         (tmp / A.MANIFEST).write_text(json.dumps(manifest, indent=1))
@@ -175,4 +196,3 @@ def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -
             shutil.rmtree(out)
     A.point_current(features_dir, version)
     return out
-
