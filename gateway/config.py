@@ -139,6 +139,25 @@ class ServingSettings(Section):
     # and the OS niceness of the shadow thread (19 = lowest priority, 0 = same as requests).
     shadow_queue: int = Field(64, ge=1, le=100_000)
     shadow_nice: int = Field(19, ge=0, le=19)
+    # Two-stage serving (README "Two-stage serving"): how many candidates retrieval hands the
+    # arm's ranker ("all" = rank the whole catalogue), and the vector index the feature-store
+    # build writes (exact | hnswlib | faiss).
+    candidates: int | typing.Literal["all"] = 300
+    retrieval_index: str = "hnswlib"
+
+    @field_validator("candidates")
+    @classmethod
+    def _enough_candidates(cls, value: int | str) -> int | str:
+        if value != "all" and not 10 <= int(value) <= 100_000:
+            raise ValueError(f"candidates must be all or an integer in 10..100000, got {value!r}")
+        return value
+
+    @field_validator("retrieval_index")
+    @classmethod
+    def _known_index(cls, value: str) -> str:
+        if value not in ("exact", "hnswlib", "faiss"):
+            raise ValueError(f"unknown retrieval_index {value!r}: use exact, hnswlib or faiss")
+        return value
     admission: AdmissionSettings = AdmissionSettings()
     # A ranker that has not answered this long after the request arrived yields the popularity
     # fallback (counted); 0 = wait for it.
@@ -153,6 +172,18 @@ class ServingSettings(Section):
         if value not in ("memory", "redis"):
             raise ValueError(f"unknown online_store {value!r}: use memory or redis")
         return value
+
+
+class DashboardSettings(Section):
+    """The browser dashboard (README "Dashboard"): served only when a viewer or admin token is set."""
+
+    # Seconds a computed result is shown before the next look at the page recomputes it.
+    refresh_s: float = Field(60.0, ge=1.0, le=86_400.0)
+    # OS niceness of the child process that computes the results (19 = lowest priority, and on
+    # Linux also SCHED_IDLE: it runs only on a core that nothing else wants).
+    nice: int = Field(19, ge=0, le=19)
+    # Seconds the child may take before it is stopped and the page shows the error.
+    timeout_s: float = Field(300.0, ge=1.0, le=3600.0)
 
 
 class GuardrailSettings(Section):
@@ -200,6 +231,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = TrainingSettings()
     experiment: ExperimentSettings = ExperimentSettings()
     serving: ServingSettings = ServingSettings()
+    dashboard: DashboardSettings = DashboardSettings()
     analysis: AnalysisSettings = AnalysisSettings()
 
     @classmethod

@@ -69,6 +69,10 @@ exposures = Table(
     Column("model_versions", Text, nullable=True),
     # The shadow model asked to score this request (a missing shadow row then means: dropped).
     Column("shadow_version", String(128), nullable=True),
+    # Two-stage serving: posts the ranker scored (the candidate set after de-duplication and
+    # exclusion) and the retrieval index's version; NULL = the whole catalogue was ranked.
+    Column("candidates", Integer, nullable=True),
+    Column("retrieval_version", String(128), nullable=True),
     # Answered by the popularity fallback instead of the arm's model: "shed" (admission control)
     # or "deadline" (the ranker was late); NULL = the arm's model served it.
     Column("served_by", String(32), nullable=True),
@@ -130,6 +134,8 @@ class Exposure:
     teams: list[str] | None = None
     model_versions: dict[str, str] | None = None
     shadow_version: str | None = None
+    candidates: int | None = None
+    retrieval_version: str | None = None
     served_by: str | None = None
 
     def to_row(self) -> dict:

@@ -32,7 +32,12 @@ def features_build(
     settings = settings_from(config)
     engine = engine_from(db, config)
     path = build_feature_store(
-        engine, features_dir or settings.paths.features_dir, seed=settings.training.seed
+        engine,
+        features_dir or settings.paths.features_dir,
+        seed=settings.training.seed,
+        validation_days=settings.training.validation_days,
+        evaluation_days=settings.training.evaluation_days,
+        retrieval_index=settings.serving.retrieval_index,
     )
     console.print(f"feature store → {path}")
 

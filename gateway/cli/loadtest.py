@@ -44,8 +44,20 @@ def bench_command(
             "(--url is not used).",
         ),
     ] = False,
+    compare_dashboard: Annotated[
+        bool,
+        typer.Option(
+            "--compare-dashboard",
+            help="Start a gateway from --config with the dashboard on (results recomputed when older than "
+            "5 s) and send the same requests in alternating blocks without and with a viewer polling "
+            "/dashboard/data every second; print the latency ratios (--url is not used).",
+        ),
+    ] = False,
     workers: Annotated[
-        int, typer.Option(min=1, max=64, help="Workers of each gateway --compare-shadow starts.")
+        int,
+        typer.Option(
+            min=1, max=64, help="Workers of each gateway --compare-shadow/--compare-dashboard starts."
+        ),
     ] = 2,
     overload: Annotated[
         bool,
@@ -67,19 +79,44 @@ def bench_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     features_dir: FeaturesDirOption = None,
     config: ConfigOption = None,
+    scale_store: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--scale-store",
+            help="Feature-store version folders (one per catalogue size): time the serving path in "
+            "process per arm with --candidates and with all, print the scale table (--url is not used).",
+        ),
+    ] = None,
+    candidates: Annotated[
+        int | None,
+        typer.Option(min=10, max=100_000, help="With --scale-store: the candidates to compare with all."),
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="With --scale-store: write the scale plot (PNG) here.")
+    ] = None,
 ) -> None:
     """Load-test a running gateway: p50/p95/p99 latency and throughput, overall and per arm (and per
-    group: interleaved requests are their own)."""
+    group: interleaved requests are their own). With --scale-store: the serving path's cost per
+    catalogue size, two stages against the whole catalogue. With --overload: shedding under wrk."""
     if overload:
         _bench_overload(
             store_from(features_dir, config), config, workers, seconds, seed, compare_unbounded, as_json
         )
         return
-    if compare_shadow:
-        if compare_mood or compare_naive:
-            raise UserError("use one of --compare-shadow, --compare-mood, --compare-naive")
-        from gateway.loadtest.shadow_bench import compare_shadow as run_compare
+    if scale_store:
+        _scale(scale_store, config, candidates, requests, seed, plot, as_json)
+        return
+    if sum(map(bool, (compare_shadow, compare_dashboard, compare_mood, compare_naive))) > 1:
+        raise UserError("use one of --compare-shadow, --compare-dashboard, --compare-mood, --compare-naive")
+    if compare_dashboard or compare_shadow:
+        if compare_dashboard:
+            from gateway.loadtest.dashboard_bench import compare_dashboard as run_compare
 
+            what, detail = "the page refreshing", "dashboard"
+        else:
+            from gateway.loadtest.shadow_bench import compare_shadow as run_compare
+
+            what, detail = "shadow", "shadow_work"
         runs, extra = run_compare(
             store_from(features_dir, config),
             config or Path("config.yaml"),
@@ -93,8 +130,8 @@ def bench_command(
         if not as_json:
             verdict = "[green]met[/]" if extra["passed"] else "[red]NOT met[/]"
             console.print(
-                f"with ÷ without shadow (same requests, same run): {extra['with_over_without']}; shadow work: "
-                f"{extra['shadow_work']}; bar p99 +{extra['bar_p99_increase']:.0%}: {verdict}"
+                f"with ÷ without {what} (same requests, same run): {extra['with_over_without']}; "
+                f"{detail.replace('_', ' ')}: {extra[detail]}; bar p99 +{extra['bar_p99_increase']:.0%}: {verdict}"
             )
         return
     from gateway.loadtest.bench import bench
@@ -159,6 +196,56 @@ def _bench_overload(store, config, workers, seconds, seed, compare_unbounded, as
     console.print(table)
     for name, check in result["targets"].items():
         console.print(f"{name}: {check['value']} — {'[green]met[/]' if check['met'] else '[red]NOT met[/]'}")
+
+
+def _scale(
+    stores: list[Path], config: Path | None, candidates: int | None, requests: int, seed: int, plot, as_json
+) -> None:
+    from gateway.config import load_settings
+    from gateway.loadtest.scale import plot_scale, scale_bench
+
+    for store in stores:
+        if not (store / "manifest.json").exists():
+            raise UserError(f"{store} is not a feature-store version folder (no manifest.json)")
+    config = config or Path("config.yaml")
+    configured = load_settings(config).serving.candidates
+    n = candidates or (300 if configured == "all" else int(configured))
+    results = scale_bench(stores, config, [n, None], requests, seed)
+    if plot is not None:
+        plot_scale(results, plot)
+    if as_json:
+        print(json.dumps(results))
+        return
+    table = Table(
+        "posts",
+        "candidates",
+        "arm",
+        "p50 ms",
+        "p99 ms",
+        "RSS GB",
+        "load s",
+        title="serving path by catalogue size",
+    )
+    for r in results:
+        for label, setting in r["settings"].items():
+            for arm, st in setting["arms"].items():
+                shown = (
+                    label
+                    if setting["candidates_per_request"] is None
+                    else f"{label} ({setting['candidates_per_request']})"
+                )
+                table.add_row(
+                    f"{r['posts']:,}",
+                    shown,
+                    arm,
+                    str(st["p50_ms"]),
+                    str(st["p99_ms"]),
+                    str(r["rss_gb"]),
+                    str(r["load_seconds"]),
+                )
+    console.print(table)
+    if plot is not None:
+        console.print(f"plot → {plot}")
 
 
 def _print_bench(runs: dict, extra: dict, requests: int, concurrency: int, url: str, as_json: bool) -> None:

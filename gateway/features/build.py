@@ -20,6 +20,7 @@ from sqlalchemy import Engine, text
 from gateway.features import artifacts as A
 from gateway.features.artifacts import FeatureStoreError
 from gateway.features.definitions import FEATURE_NAMES, FEATURE_SET_VERSION, N_CLUSTERS, SVD_DIMS
+from gateway.features.retrieval import build_retrieval
 from gateway.features.text import fit_text_space
 from gateway.fsutil import atomic_path
 from gateway.progress import track
@@ -74,8 +75,26 @@ def _fingerprint(*arrays: np.ndarray) -> str:
     return digest.hexdigest()[:10]
 
 
-def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -> Path:
-    """Build artifacts from the database into ``features_dir/<version>``; return that folder."""
+def training_cutoff(day0: int, days: int, validation_days: int, evaluation_days: int) -> int:
+    """The end of the training window (``dataset.time_split``): the first second of validation;
+    the feed's end when the feed is too short to hold the two windows out."""
+    train_days = days - validation_days - evaluation_days
+    return day0 + (train_days if train_days >= 1 else days) * 86400
+
+
+def build_feature_store(
+    engine: Engine,
+    features_dir: Path,
+    *,
+    seed: int = 42,
+    validation_days: int = 7,
+    evaluation_days: int = 7,
+    retrieval_index: str = "hnswlib",
+) -> Path:
+    """Build artifacts from the database into ``features_dir/<version>``; return that folder.
+
+    The retrieval index (candidate generation) sees only the training window (events before
+    the validation days)."""
     started = time.perf_counter()
     for name in Tables.SOURCE:
         if not table_exists(engine, name):
@@ -142,6 +161,16 @@ def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -
             target=feed["target"],
         )
         np.savez(tmp / A.POST_DAILY, views=before(daily_views), likes=before(daily_likes))
+        retrieval = build_retrieval(
+            tmp,
+            events=feed,
+            topic=topic_code,
+            cluster=cluster,
+            vectors=embedding,
+            day0=day0,
+            cutoff=training_cutoff(day0, n_days, validation_days, evaluation_days),
+            backend=retrieval_index,
+        )
         np.savez(
             tmp / A.TEXT_SPACE,
             vocabulary=np.array(space.vocabulary),
@@ -168,6 +197,7 @@ def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42) -
             "days": n_days,
             "global_ctr": float(feed["like"].sum() / max(1, is_view.sum())),
             "vocabularies": vocabularies,
+            "retrieval": retrieval,
             "build_seconds": round(time.perf_counter() - started, 2),
         }
         (tmp / A.MANIFEST).write_text(json.dumps(manifest, indent=1))

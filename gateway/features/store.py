@@ -25,6 +25,7 @@ from gateway.features.definitions import (
     USER_FEATURES,
     USER_PRIOR_VIEWS,
 )
+from gateway.features.retrieval import RETRIEVAL_DIR, Retriever
 
 _T0 = int(pd.Timestamp("2020-01-01").timestamp())  # keys hold seconds since 2020 in 32 bits
 _SHIFT = np.int64(32)
@@ -134,6 +135,8 @@ class FeatureStore:
     cluster_share: np.ndarray  # catalogue share of each text cluster
     events: dict[str, np.ndarray]  # the offline event log (user, post, seconds, like, target)
     recent: EventIndex | None = None  # events received online since start
+    post_emb_mean: np.ndarray | None = None  # the catalogue's mean embedding (computed once)
+    retrieval: Retriever | None = None  # candidate generation (features/retrieval.py), if built
     _recent_log: dict[str, list[np.ndarray]] = field(
         default_factory=lambda: {k: [] for k in ("user", "post", "seconds", "like")}
     )
@@ -150,6 +153,8 @@ class FeatureStore:
             events = np.load(path / A.EVENTS)
             daily = np.load(path / A.POST_DAILY)
             store = cls.from_arrays(manifest, users, posts, dict(events), dict(daily))
+            if (path / RETRIEVAL_DIR).exists():
+                store.retrieval = Retriever.load(path, store)
             if not keep_log:
                 store.events = {}
             return store
@@ -183,6 +188,7 @@ class FeatureStore:
             topic_share=np.bincount(topic, minlength=n_topics) / len(topic),
             cluster_share=np.bincount(cluster, minlength=int(cluster.max()) + 1) / len(cluster),
             events=log,
+            post_emb_mean=emb.mean(axis=0),
         )
 
     # -- online updates ------------------------------------------------------------------
@@ -255,6 +261,16 @@ class FeatureStore:
         day = (np.asarray(seconds, dtype=np.int64) - self.manifest["day0"]) // 86400
         return np.clip(day, 0, self.post_views_before.shape[0] - 1)
 
+    def history(self, user_idx: np.ndarray, seconds: np.ndarray) -> dict[str, np.ndarray]:
+        """Each request's history strictly before its time: the materialised and the online events."""
+        n_topics, n_clusters = len(self.topic_share), len(self.cluster_share)
+        h = self.base.history(user_idx, seconds, n_topics, n_clusters)
+        recent = self.recent
+        if recent is not None:
+            extra = recent.history(user_idx, seconds, n_topics, n_clusters)
+            h = {k: h[k] + extra[k] for k in h}
+        return h
+
     def compute(
         self,
         user_idx: np.ndarray,
@@ -281,16 +297,11 @@ class FeatureStore:
             pair_post = np.tile(np.arange(n_posts), len(user_idx))
         n_rows = n_posts if single else len(pair_request)
         g = self.manifest["global_ctr"]
-        n_topics, n_clusters = len(self.topic_share), len(self.cluster_share)
-        h = self.base.history(user_idx, seconds, n_topics, n_clusters)
-        recent = self.recent
-        if recent is not None:
-            extra = recent.history(user_idx, seconds, n_topics, n_clusters)
-            h = {k: h[k] + extra[k] for k in h}
+        h = self.history(user_idx, seconds)
         views, likes, profile = h["views"], h["likes"], h["profile"]
         profile_norm = np.linalg.norm(profile, axis=1)
         contrast = np.where(
-            (likes > 0)[:, None], profile / np.maximum(likes, 1)[:, None] - self.post_emb.mean(axis=0), 0.0
+            (likes > 0)[:, None], profile / np.maximum(likes, 1)[:, None] - self.post_emb_mean, 0.0
         )
         contrast /= np.maximum(np.linalg.norm(contrast, axis=1), 1e-9)[:, None]
         day = self._day(seconds)

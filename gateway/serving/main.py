@@ -33,11 +33,13 @@ from gateway.features.redis_history import RedisHistory
 from gateway.features.store import FeatureStore
 from gateway.serving.admission import Admission, AdmissionControl, Deadline
 from gateway.serving.breaker import Breaker
+from gateway.serving.dashboard.cache import ResultsCache
+from gateway.serving.dashboard.live import Traffic
 from gateway.serving.fallback import PopularityFallback
 from gateway.serving.limits import BodySizeLimit
 from gateway.serving.moods import configured_encoder
 from gateway.serving.prometheus import Metrics
-from gateway.serving.routes import catalogue, events, ops, recommendations
+from gateway.serving.routes import catalogue, dashboard, events, ops, recommendations
 from gateway.serving.shadow import CountRequests, Idle, ShadowScorer
 from gateway.serving.state import Catalogue, ReloadError, ServingState, build_snapshot, compile_in_background
 from gateway.storage.engine import make_engine
@@ -97,6 +99,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         cfg = settings or load_settings(config_path)
+        app.state.settings = cfg
+        # The dashboard's results follow config.yaml as reloads do (read when a refresh starts).
+        app.state.dashboard_results = ResultsCache(
+            (lambda: load_settings(config_path)) if settings is None else (lambda: cfg)
+        )
         store_dir = current_store_dir(cfg.paths.features_dir)
         store = FeatureStore.load(store_dir, keep_log=False)
         app.state.store = store
@@ -155,6 +162,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.metrics = Metrics()
+    app.state.dashboard_traffic = Traffic(app.state.metrics.registry)
     app.state.idle = Idle()  # requests in flight: the shadow scorer works in the gaps
     app.add_middleware(BodySizeLimit)
     app.add_middleware(CountRequests, idle=app.state.idle)
@@ -178,6 +186,7 @@ def create_app(
     app.include_router(catalogue.router)
     app.include_router(ops.router)
     app.include_router(events.router)
+    app.include_router(dashboard.router)
     app.openapi = lambda: _openapi(app)
     return app
 

@@ -184,6 +184,8 @@ def get_recommendations(
             teams=result.teams,
             model_versions=result.model_versions,
             shadow_version=shadow.version if shadow is not None else None,
+            candidates=None if result.candidates is None else len(result.candidates),
+            retrieval_version=result.retrieval_version,
         )
     )
     if shadow is not None:  # after the response is produced; dropped (and counted) when the queue is full
