@@ -142,7 +142,7 @@ class ServingSettings(Section):
     # Two-stage serving (README "Two-stage serving"): how many candidates retrieval hands the
     # arm's ranker ("all" = rank the whole catalogue), and the vector index the feature-store
     # build writes (exact | hnswlib | faiss).
-    candidates: int | typing.Literal["all"] = 300
+    candidates: int | typing.Literal["all"] = 500
     retrieval_index: str = "hnswlib"
 
     @field_validator("candidates")

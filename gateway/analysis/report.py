@@ -241,36 +241,21 @@ def analyze(
         }
         _adjust_slices(slices)
         result["by"] = {"field": split_by, "correction": "benjamini-hochberg across slices", "groups": slices}
-    seen = pd.concat(
-        [
-            sums[["arm", "first_version"]].set_axis(["arm", "v"], axis=1),
-            sums[["arm", "last_version"]].set_axis(["arm", "v"], axis=1),
-        ]
-    )
-    seen = seen.drop_duplicates()
+    versions = model_versions(engine, scope)
+    versions = versions[versions["arm"].isin(arm_names)]
     for arm, summary in result["arms"].items():
-        summary["model_versions"] = sorted(seen.loc[seen["arm"] == arm, "v"].astype(str))
-    swapped = bool(
-        (seen.groupby("arm")["v"].nunique() > 1).any()
-        or (sums["first_version"] != sums["last_version"]).any()
-    )
-    versions = model_versions(engine, scope) if swapped else None
-    if versions is not None:
-        versions = versions[versions["arm"].isin(arm_names)]
-        for arm, summary in result["arms"].items():
-            summary["model_versions"] = sorted(
-                versions.loc[versions["arm"] == arm, "model_version"].astype(str)
-            )
-    phases = _phases(versions, scope) if versions is not None else []
+        summary["model_versions"] = sorted(versions.loc[versions["arm"] == arm, "model_version"].astype(str))
+    phases = _phases(versions, scope)
     if phases:
         per_version = user_sums(engine, scope, window_seconds=span.total_seconds(), by="model_version")
         per_version = per_version[~per_version["user_id"].isin(multi_ids)]
         hits = per_version.groupby(["arm", "slice"])["hits"].sum()
+        version_users = per_version.groupby(["arm", "slice"])["user_id"].nunique()
         result["by_model_version"] = [
             {
                 "arm": row.arm,
                 "model_version": row.model_version,
-                "users": int(row.users),
+                "users": int(version_users.get((row.arm, str(row.model_version)), 0)),
                 "requests": int(row.requests),
                 "hits": int(hits.get((row.arm, str(row.model_version)), 0)),
                 "hitrate": round(int(hits.get((row.arm, str(row.model_version)), 0)) / int(row.requests), 6),
@@ -309,7 +294,7 @@ def _secondary_and_guardrails(
         engagement(engine, scope, window_seconds=span.total_seconds()), on="user_id", how="left"
     )
     per_user = per_user.fillna({"likes": 0, "views": 0})
-    histogram = latency_histogram(engine, scope)
+    histogram = latency_histogram(engine, scope, requests=int(sums["requests"].sum()))
     histogram = histogram[~histogram["user_id"].isin(excluded)]
 
     def arm(name: str) -> ArmMetrics:

@@ -209,7 +209,7 @@ def _scale(
             raise UserError(f"{store} is not a feature-store version folder (no manifest.json)")
     config = config or Path("config.yaml")
     configured = load_settings(config).serving.candidates
-    n = candidates or (300 if configured == "all" else int(configured))
+    n = candidates or (500 if configured == "all" else int(configured))
     results = scale_bench(stores, config, [n, None], requests, seed)
     if plot is not None:
         plot_scale(results, plot)

@@ -219,8 +219,8 @@ def print_ab_validation(v: dict) -> None:
     aa, peek, ab, pw = v["aa"]["false_positive_rate"], v["peeking"], v["ab"], v["power"]
     console.print(
         f"{v['runs']} simulated experiments each, {v['users']:,} users, {v['requests']:,} requests, "
-        f"{v['looks']} hourly looks; rankers {v['rankers'].get('control', 'control')} vs "
-        f"{v['rankers'].get('test', 'test')}; CUPED pre-period {v['pre_period_days']} days "
+        f"{v['looks']} looks ({v['look_hours']:g} h apart); rankers {v['rankers'].get('control', 'control')} vs "
+        f"{v['rankers'].get('test', 'test')}; CUPED pre-period {v['pre_period_days']:g} days "
         f"({100 * v['pre_period_share']:.0f} % of users have one); sequential tuned for "
         f"{v['sequential_tuning']:,.0f} users"
     )
@@ -228,11 +228,13 @@ def print_ab_validation(v: dict) -> None:
     table.add_row("A/A false positives, plain", _pct(aa["plain"]), "3-7 %")
     table.add_row("A/A false positives, CUPED", _pct(aa["cuped"]), "3-7 %")
     table.add_row(
-        "A/A, hourly looks, stop at first p < 0.05: fixed-horizon",
+        "A/A, a look every period, stop at first p < 0.05: fixed-horizon",
         _pct(peek["fixed_horizon"]),
         f"inflated {peek['inflation']:.1f}x",
     )
-    table.add_row("A/A, hourly looks, stop at first p < 0.05: sequential", _pct(peek["sequential"]), "<= 5 %")
+    table.add_row(
+        "A/A, a look every period, stop at first p < 0.05: sequential", _pct(peek["sequential"]), "<= 5 %"
+    )
     table.add_row("true effect (truth, test - control)", f"{ab['true_effect']:+.4f}", "")
     for name, label in (
         ("plain", "coverage, plain"),
@@ -241,7 +243,8 @@ def print_ab_validation(v: dict) -> None:
         ("sequential_every_look", "coverage, sequential at every look at once"),
         ("fixed_horizon_every_look", "coverage, fixed-horizon at every look at once"),
     ):
-        table.add_row(label, _pct(ab["coverage"][name]), "~95 %" if "fixed" not in name else "")
+        bar = "" if name.startswith("fixed") else ">= 95 %" if name.startswith("sequential") else "~95 %"
+        table.add_row(label, _pct(ab["coverage"][name]), bar)
     table.add_row(
         "CUPED interval width / plain",
         f"{ab['width_ratio']['cuped_to_plain']:.3f} (variance reduction {100 * ab['variance_reduction']:.1f} %, "

@@ -134,6 +134,7 @@ class Pool:
     m_pre: np.ndarray
     d_pre: np.ndarray
     look_end: np.ndarray
+    look_seconds: int
     by_user: np.ndarray = field(repr=False)  # request order grouped by user (time order within)
     group_start: np.ndarray = field(repr=False)  # for each entry of by_user: its group's first position
 
@@ -177,6 +178,7 @@ class Pool:
             m_pre=np.asarray(m_pre, dtype=float),
             d_pre=np.asarray(d_pre, dtype=float),
             look_end=look_end,
+            look_seconds=look_seconds,
             by_user=by_user,
             group_start=group_start,
         )
@@ -370,6 +372,7 @@ class ABValidation:
     users: int
     requests: int
     looks: int
+    look_hours: float
     sequential_tuning: float
     pre_period_days: float
     pre_period_share: float  # users with any pre-period view
@@ -487,6 +490,7 @@ def validate_pool(
         users=pool.n_users,
         requests=len(pool.user),
         looks=len(pool.look_end),
+        look_hours=pool.look_seconds / 3600,
         sequential_tuning=tuning,
         pre_period_days=pre_period_days,
         pre_period_share=round(float(np.mean(pool.d_pre > 0)), 4),

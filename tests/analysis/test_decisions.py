@@ -380,3 +380,20 @@ def test_guardrails_and_secondary_metrics_user_clustered(tmp_path):
         min(1.0, 4 * raw[0])
     )  # Holm
     json.dumps(result, allow_nan=False)
+
+
+def test_analyze_bench_builds_the_log_and_times_the_real_command(pg_url):
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    out = CliRunner().invoke(app, ["analyze", "bench", "--rows", "3000", "--json", "--db", pg_url])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    assert report["rows"] == 3000 and report["users"] == 120
+    result = report["result"]
+    assert sum(a["requests"] for a in result["arms"].values()) == 3000
+    assert result["cuped"]["variance_reduction"] > 0.2  # the built pre-period predicts the hits
+    assert report["analyze_seconds"] > 0 and 50 < report["peak_rss_mb"] < 1024
+    refused = CliRunner().invoke(app, ["analyze", "bench", "--rows", "3000"])
+    assert refused.exit_code != 0 and "--db" in refused.output

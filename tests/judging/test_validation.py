@@ -197,3 +197,38 @@ def test_validate_with_the_real_rankers_on_the_tiny_world(tiny_store, tiny_db, t
     for name in ("plain", "cuped", "sequential"):
         assert out["ab"]["coverage"][name]["rate"] >= 0.85, name
     assert 0 < out["ab"]["width_ratio"]["cuped_to_plain"] <= 1.01
+
+
+def test_the_cli_validates_config_yamls_arms_on_the_tiny_world(
+    tiny_db, tiny_store_dir, tiny_models, tmp_path
+):
+    import json
+
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+    from tests.conftest import write_config
+
+    config = write_config(
+        tmp_path / "config.yaml", db=tiny_db, features_dir=tiny_store_dir.parent, models=tiny_models
+    )
+    args = [
+        "analyze",
+        "validate",
+        "--config",
+        str(config),
+        "--runs",
+        "10",
+        "--users",
+        "150",
+        "--power-runs",
+        "10",
+    ]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["mode"] == "ab" and out["users"] == 150 and out["runs"] == 10
+    assert out["look_hours"] == 1 and out["looks"] >= 150  # a look every simulated hour of the week
+    assert out["pre_period_days"] == 14 and out["sequential_tuning"] == 150
+    assert set(out["rankers"]) == {"control", "test"}
+    assert set(out["ab"]["coverage"]) >= {"plain", "cuped", "sequential", "sequential_every_look"}
