@@ -97,6 +97,24 @@ class ExperimentSettings(Section):
         return value
 
 
+class AdmissionSettings(Section):
+    """Admission control per process (README "Overload"): at most ``max_in_flight``
+    recommendation requests are worked on at once; the excess gets the popularity fallback
+    or a 503 with Retry-After, after ``shed_delay_ms`` (paces clients that retry at once)."""
+
+    max_in_flight: int = Field(6, ge=0, le=10_000)  # 0 = no bound
+    overflow: str = "fallback"
+    shed_delay_ms: float = Field(20.0, ge=0.0, le=10_000.0)
+    retry_after_s: int = Field(1, ge=0, le=3600)
+
+    @field_validator("overflow")
+    @classmethod
+    def _known_overflow(cls, value: str) -> str:
+        if value not in ("fallback", "503"):
+            raise ValueError(f"unknown admission overflow {value!r}: use fallback or 503")
+        return value
+
+
 class ServingSettings(Section):
     mood_weight: float = Field(0.5, ge=0.0, le=1.0)
     predict_threads: int = Field(1, ge=0, le=64)
@@ -116,10 +134,38 @@ class ServingSettings(Section):
         if value != "tfidf" and not (value.startswith("vectors:") and value[len("vectors:") :].strip()):
             raise ValueError(f"unknown mood_encoder {value!r}: use tfidf or vectors:<directory>")
         return value
+
     # Shadow scoring: requests waiting for their shadow model at most (beyond: dropped, counted)
     # and the OS niceness of the shadow thread (19 = lowest priority, 0 = same as requests).
     shadow_queue: int = Field(64, ge=1, le=100_000)
     shadow_nice: int = Field(19, ge=0, le=19)
+    # Two-stage serving (README "Two-stage serving"): how many candidates retrieval hands the
+    # arm's ranker ("all" = rank the whole catalogue), and the vector index the feature-store
+    # build writes (exact | hnswlib | faiss).
+    candidates: int | typing.Literal["all"] = 500
+    retrieval_index: str = "hnswlib"
+
+    @field_validator("candidates")
+    @classmethod
+    def _enough_candidates(cls, value: int | str) -> int | str:
+        if value != "all" and not 10 <= int(value) <= 100_000:
+            raise ValueError(f"candidates must be all or an integer in 10..100000, got {value!r}")
+        return value
+
+    @field_validator("retrieval_index")
+    @classmethod
+    def _known_index(cls, value: str) -> str:
+        if value not in ("exact", "hnswlib", "faiss"):
+            raise ValueError(f"unknown retrieval_index {value!r}: use exact, hnswlib or faiss")
+        return value
+
+    admission: AdmissionSettings = AdmissionSettings()
+    # A ranker that has not answered this long after the request arrived yields the popularity
+    # fallback (counted); 0 = wait for it.
+    deadline_ms: float = Field(250.0, ge=0.0, le=600_000.0)
+    # Redis failures open a circuit breaker: requests use the local history without calling
+    # Redis for this long, then one request probes it again.
+    redis_breaker_cooldown_s: float = Field(2.0, gt=0.0, le=3600.0)
 
     @field_validator("online_store")
     @classmethod
@@ -127,6 +173,55 @@ class ServingSettings(Section):
         if value not in ("memory", "redis"):
             raise ValueError(f"unknown online_store {value!r}: use memory or redis")
         return value
+
+
+class DashboardSettings(Section):
+    """The browser dashboard (README "Dashboard"): served only when a viewer or admin token is set."""
+
+    # Seconds a computed result is shown before the next look at the page recomputes it.
+    refresh_s: float = Field(60.0, ge=1.0, le=86_400.0)
+    # OS niceness of the child process that computes the results (19 = lowest priority, and on
+    # Linux also SCHED_IDLE: it runs only on a core that nothing else wants).
+    nice: int = Field(19, ge=0, le=19)
+    # Seconds the child may take before it is stopped and the page shows the error.
+    timeout_s: float = Field(300.0, ge=1.0, le=3600.0)
+
+
+class GuardrailSettings(Section):
+    """The treatment may not be worse than control on ``metric`` by more than ``margin`` (a
+    fraction of control's value when ``relative``); metrics: analysis/guardrails.py METRICS."""
+
+    metric: str
+    margin: float = Field(gt=0)
+    relative: bool = True
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        known = ("latency_mean", "latency_p99", "likes_per_view", "user_hitrate@5", "topic_diversity")
+        if value not in known:
+            raise ValueError(f"unknown guardrail metric {value!r}: use one of {', '.join(known)}")
+        return value
+
+
+class AnalysisSettings(Section):
+    # CUPED's pre-period: each user's likes and views in feed_data during these days before
+    # their first exposure (0 = no CUPED).
+    cuped_days: float = Field(14.0, ge=0.0, le=365.0)
+    # The sequential test's tuning: the users (both arms) at which its interval is tightest.
+    sequential_planned_users: float = Field(5000.0, gt=0)
+    # Power calculator defaults (recsys analyze power).
+    power_mde: float = Field(0.02, gt=0)
+    power: float = Field(0.8, gt=0, lt=1)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    # One-sided non-inferiority tests reported by `recsys analyze` ("guardrails").
+    guardrails: list[GuardrailSettings] = Field(
+        default_factory=lambda: [
+            GuardrailSettings(metric="latency_p99", margin=0.10),
+            GuardrailSettings(metric="latency_mean", margin=0.10),
+            GuardrailSettings(metric="likes_per_view", margin=0.05),
+        ]
+    )
 
 
 class Settings(BaseSettings):
@@ -137,6 +232,8 @@ class Settings(BaseSettings):
     training: TrainingSettings = TrainingSettings()
     experiment: ExperimentSettings = ExperimentSettings()
     serving: ServingSettings = ServingSettings()
+    dashboard: DashboardSettings = DashboardSettings()
+    analysis: AnalysisSettings = AnalysisSettings()
 
     @classmethod
     def settings_customise_sources(

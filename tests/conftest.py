@@ -252,3 +252,23 @@ def simulated(tiny_db, tiny_store_dir, tiny_models, tmp_path_factory):
         features_dir=tiny_store_dir.parent,
         models=tiny_models,
     )
+
+
+MODES_REQUESTS = 450
+
+
+@pytest.fixture(scope="session")
+def simulated_modes(tiny_db, tiny_store_dir, tiny_models, tmp_path_factory):
+    """A copy of the tiny world after 450 simulated requests through a live gateway with a third
+    of the users interleaved and the test arm shadowed by the control model."""
+    return simulate_on_copy(
+        tiny_db,
+        tmp_path_factory.mktemp("modes"),
+        requests=MODES_REQUESTS,
+        seed=5,
+        features_dir=tiny_store_dir.parent,
+        models=tiny_models,
+        arms=shadowed_arms(tiny_models, weight=1),
+        interleave_weight=1,
+        serving=SHADOW_TEST_SERVING,
+    )

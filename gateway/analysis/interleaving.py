@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 
 from gateway.analysis.preference import preference_statistic, preference_test, winners
 from gateway.analysis.report import AnalysisError, load_likes, parse_window
-from gateway.analysis.srm import srm_check
-from gateway.assignment import INTERLEAVED, Experiment, realised_shares
+from gateway.analysis.srm import srm_over_groups  # noqa: F401  (re-exported: callers import it from here)
+from gateway.assignment import INTERLEAVED
 from gateway.storage import read_frame, table_exists
 from gateway.tables import Tables
 
@@ -122,17 +122,3 @@ def analyze_interleaving(
     span = parse_window(window)
     likes = load_likes(engine, exposures["request_time"].min(), exposures["request_time"].max() + span)
     return summarise(exposures, credit(exposures, likes, span), control, treatment)
-
-
-def srm_over_groups(experiment: Experiment, users: dict[str, int]) -> dict:
-    """The SRM check over every group a user can be in (the arms and the interleaved group),
-    against the shares the hash grid realises."""
-    groups = experiment.groups
-    check = srm_check([users.get(g, 0) for g in groups], realised_shares(experiment))
-    return {
-        "p_value": check.p_value,
-        "flag": check.flag,
-        "chi2": check.chi2,
-        "users": {g: users.get(g, 0) for g in groups},
-        "expected": dict(zip(groups, check.expected, strict=True)),
-    }

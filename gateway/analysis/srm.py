@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from scipy import stats as _st
 
+from gateway.assignment import Experiment, realised_shares
+
 SRM_THRESHOLD = 0.001
 
 
@@ -51,3 +53,17 @@ def srm_check(
     chi2 = sum((o - e) ** 2 / e for o, e in reachable)
     p_value = float(_st.chi2.sf(chi2, len(reachable) - 1))
     return SrmResult(float(chi2), p_value, p_value < threshold, expected)
+
+
+def srm_over_groups(experiment: Experiment, users: dict[str, int]) -> dict:
+    """The SRM check over every group a user can be in (the arms and the interleaved group),
+    against the shares the hash grid realises."""
+    groups = experiment.groups
+    check = srm_check([users.get(g, 0) for g in groups], realised_shares(experiment))
+    return {
+        "p_value": check.p_value,
+        "flag": check.flag,
+        "chi2": check.chi2,
+        "users": {g: users.get(g, 0) for g in groups},
+        "expected": dict(zip(groups, check.expected, strict=True)),
+    }

@@ -23,14 +23,23 @@ def data_synth(
     db: DbOption = None,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an existing world.")] = False,
     config: ConfigOption = None,
+    posts: Annotated[
+        int | None,
+        typer.Option(
+            min=100,
+            max=2_000_000,
+            help="Catalogue size (else the scale's); users, views and rates stay the scale's.",
+        ),
+    ] = None,
 ) -> None:
     """Generate a synthetic world (user_data, post_text_df, feed_data + world_* truth)."""
     from gateway.world.generate import synthesize
-    from gateway.world.params import SCALES
+    from gateway.world.params import SCALES, with_posts
 
     check_scale(scale)
     engine = engine_from(db, config, create=True)
-    report = synthesize(engine, SCALES[scale], seed, replace=replace)
+    world_scale = SCALES[scale] if posts is None else with_posts(SCALES[scale], posts)
+    report = synthesize(engine, world_scale, seed, replace=replace)
     console.print(
         f"world [bold]{report.scale}[/] seed {report.seed}: {report.users:,} users, {report.posts:,} posts, "
         f"{report.feed_rows:,} feed rows in {report.seconds:.1f} s → {engine.url.render_as_string()}"

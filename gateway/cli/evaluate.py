@@ -37,13 +37,25 @@ def evaluate_command(
     ] = None,
     features_dir: FeaturesDirOption = None,
     config: ConfigOption = None,
+    candidates: Annotated[
+        str | None,
+        typer.Option(help="Candidates per request, or all (else config.yaml serving.candidates)."),
+    ] = None,
 ) -> None:
     """Expected Hitrate@5 under the truth: control, test, random, popularity, oracle and the
     learnable ceiling (the truth with the user terms estimated from the past); each ranker's share
-    of the oracle's lift over popularity ("captured lift")."""
+    of the oracle's lift over popularity ("captured lift"); ranked through the two stages as served
+    (serving.candidates), with the candidates' recall."""
     from gateway.judging.evaluation import evaluate_arms
 
     settings = settings_from(config)
+    if candidates is not None:
+        try:
+            settings.serving.candidates = type(settings.serving)._enough_candidates(
+                candidates if candidates == "all" else int(candidates)
+            )
+        except ValueError as exc:
+            raise typer.BadParameter(f"--candidates: {exc}") from None
     store = store_from(features_dir, config)
     result = evaluate_arms(
         settings, store, lambda: engine_from(db, config), requests=requests, seed=seed, dump=dump
@@ -53,6 +65,14 @@ def evaluate_command(
         return
     print_evaluation(result.as_json(), title=f"{result.requests} requests, {result.window[0]} .. {result.window[1]}")
     console.print(f"truth ROC-AUC on the same held-out views: {result.auc['truth']:.4f}")
+    if result.candidates is not None:
+        console.print(
+            f"two stages: {result.candidates} candidates ({result.candidate_count} per request after "
+            f"de-duplication, retrieval {result.retrieval_version}); whole catalogue: "
+            + ", ".join(f"{n} {v:.4f}" for n, v in result.hitrate_all.items())
+            + "; candidate recall of the catalogue's top 5: "
+            + ", ".join(f"{n} {v:.3f}" for n, v in result.candidate_recall.items())
+        )
     console.print(
         "topic-filtered requests (the topic of the post being viewed): "
         + ", ".join(f"{name} {value:.4f}" for name, value in result.topic_hitrate.items())

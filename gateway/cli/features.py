@@ -36,6 +36,7 @@ def features_build(
         features_dir or settings.paths.features_dir,
         seed=settings.training.seed,
         holdout_days=settings.training.validation_days + settings.training.evaluation_days,
+        retrieval_index=settings.serving.retrieval_index,
     )
     console.print(f"feature store → {path}")
 

@@ -25,6 +25,22 @@ def print_evaluation(evaluation: dict, title: str) -> None:
     console.print(table)
 
 
+def _fmt(value, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _effect_line(d: dict, label: str) -> str:
+    """One test's effect, interval and p-value, or why it cannot be claimed."""
+    if d.get("absolute") is None or "message" in d:
+        return f"{label}: {d.get('message', 'not computed')} (p = {d.get('p_value', 1.0):.2f})"
+    low, high = d["ci95_absolute"]
+    rlow, rhigh = d["ci95_relative"]
+    return (
+        f"{label}: {d['absolute']:+.4f} [{low:+.4f}, {high:+.4f}] absolute, {d['relative']:+.2%} "
+        f"[{rlow:+.2%}, {rhigh:+.2%}] relative; p = {d['p_value']:.4f}"
+    )
+
+
 def print_analysis(result: dict) -> None:
     srm = result["srm"]
     if srm["flag"]:
@@ -53,26 +69,70 @@ def print_analysis(result: dict) -> None:
     console.print(table)
     d = result["delta"]
     if "absolute" in d:
-        console.print(
-            f"test − control: {d['absolute']:+.4f} [{d['ci95_absolute'][0]:+.4f}, {d['ci95_absolute'][1]:+.4f}] absolute, "
-            f"{d['relative']:+.2%} [{d['ci95_relative'][0]:+.2%}, {d['ci95_relative'][1]:+.2%}] relative; "
-            f"p = {d['p_value']:.4f} (delta method, per-user sums); Welch on per-user rates p = {result['welch']['p_value']:.4f}"
-        )
+        console.print("primary metric Hitrate@5, treatment − control:")
+        for key, label in (("delta", "fixed horizon"), ("cuped", "CUPED"), ("sequential", "sequential")):
+            console.print("  " + _effect_line(result.get(key, {}), label))
+        c = result.get("cuped", {})
+        if c.get("variance_reduction") is not None and "absolute" in c:
+            console.print(
+                f"  CUPED: theta {c['theta']:.3f}, variance reduction {c['variance_reduction']:.1%}, "
+                f"{c.get('cold_start_users', 0)} users without pre-period"
+            )
+        w = result.get("welch", {})
+        if w.get("p_value") is not None:
+            console.print(
+                f"secondary metric user_hitrate@5 (mean of per-user hit rates): "
+                f"{_fmt(w.get('absolute'), '+.4f')}, p = {w['p_value']:.4f}"
+            )
     else:
         console.print(d.get("message", ""))
+    excluded = result.get("excluded", {})
     console.print(
-        f"SRM: p = {srm['p_value']:.4f}; excluded (not in experiment): {result['excluded_not_in_experiment']} requests"
+        f"SRM: p = {srm['p_value']:.4f}; excluded: {result['excluded_not_in_experiment']} requests not in the "
+        f"experiment, {excluded.get('multiple_arms_users', 0)} users seen in more than one arm"
     )
+    if fallbacks := result.get("fallbacks", {}).get("by_reason"):
+        fb = result["fallbacks"]
+        shares = ", ".join(f"{arm} {n} ({fb['share'][arm]:.2%})" for arm, n in fb["per_arm"].items())
+        uneven = " [red]— uneven across arms (guardrail)[/]" if fb["flag"] else ""
+        console.print(
+            f"served the popularity fallback, left out of the comparison ({fallbacks}): {shares}; "
+            f"p = {fb['p_value']:.4f}{uneven}"
+        )
+    for g in result.get("guardrails", []):
+        low, high = g.get("ci95_absolute") or (None, None)
+        console.print(
+            f"guardrail {g['metric']}: control {_fmt(g.get('control'), '.4g')}, test {_fmt(g.get('test'), '.4g')}, "
+            f"difference {_fmt(g.get('absolute'), '+.4g')} [{_fmt(low, '+.4g')}, {_fmt(high, '+.4g')}], "
+            f"margin {g['margin']:.0%}{' of control' if g.get('relative') else ''}: [bold]{g['status']}[/]"
+        )
+    for arm, comparison in result.get("comparisons", {}).items():
+        d = comparison["delta"]
+        console.print(
+            f"  {arm} − control: "
+            + _effect_line(d, "fixed horizon")
+            + f" (Holm p = {_fmt(d.get('p_value_adjusted'), '.4f')})"
+        )
     for key, group in result.get("by", {}).get("groups", {}).items():
         summary = ", ".join(
             f"{arm} {a['requests']} requests Hitrate@5 {a['hitrate']:.4f}" for arm, a in group["arms"].items()
         )
         d = group["delta"]
-        diff = f"; test − control {d['absolute']:+.4f} (p = {d['p_value']:.3f})" if "absolute" in d else ""
+        diff = (
+            f"; test − control {d['absolute']:+.4f} (p = {d['p_value']:.3f}, BH-adjusted {_fmt(d.get('p_value_adjusted'), '.3f')})"
+            if d.get("absolute") is not None and "message" not in d
+            else f"; {d.get('message', '')}"
+        )
         console.print(f"  [{result['by']['field']} = {key}] {summary}{diff}")
     for split in result.get("by_model_version", []):
         console.print(
-            f"  {split['arm']} {split['model_version']}: {split['requests']} requests, Hitrate@5 {split['hitrate']:.4f} ({split['first_request']} .. {split['last_request']})"
+            f"  {split['arm']} {split['model_version']}: {split['requests']} requests ({split['first_request']} .. {split['last_request']})"
+        )
+    for phase in result.get("phases", []):
+        versions = "; ".join(f"{a} {', '.join(v)}" for a, v in phase["model_versions"].items())
+        console.print(
+            f"  phase [{phase['since'] or '…'}, {phase['until'] or '…'}) {versions}: "
+            + _effect_line(phase["delta"], "fixed horizon")
         )
     if "interleaving" in result:
         print_interleaving(result["interleaving"])
@@ -154,3 +214,71 @@ def print_interleave_validation(v: dict) -> None:
         f"closed form: {v['closed_form']} (per-user variance {v['variance_per_user']}); simulated power at "
         f"those sizes: {v['empirical_power']}"
     )
+
+
+def _pct(entry: dict) -> str:
+    """A rate with its Wilson interval: ``5.2 % [4.0, 6.8]``."""
+    low, high = entry["ci95"]
+    return f"{100 * entry['rate']:.1f} % [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def print_ab_validation(v: dict) -> None:
+    """``recsys analyze validate`` (A/B): one table of the figures, then the bars not met."""
+    aa, peek, ab, pw = v["aa"]["false_positive_rate"], v["peeking"], v["ab"], v["power"]
+    console.print(
+        f"{v['runs']} simulated experiments each, {v['users']:,} users, {v['requests']:,} requests, "
+        f"{v['looks']} looks ({v['look_hours']:g} h apart); rankers {v['rankers'].get('control', 'control')} vs "
+        f"{v['rankers'].get('test', 'test')}; CUPED pre-period {v['pre_period_days']:g} days "
+        f"({100 * v['pre_period_share']:.0f} % of users have one); sequential tuned for "
+        f"{v['sequential_tuning']:,.0f} users"
+    )
+    table = Table("what", "figure (95 % CI)", "bar", title="A/B analysis, validated against the truth")
+    table.add_row("A/A false positives, plain", _pct(aa["plain"]), "3-7 %")
+    table.add_row("A/A false positives, CUPED", _pct(aa["cuped"]), "3-7 %")
+    table.add_row(
+        "A/A, a look every period, stop at first p < 0.05: fixed-horizon",
+        _pct(peek["fixed_horizon"]),
+        f"inflated {peek['inflation']:.1f}x",
+    )
+    table.add_row(
+        "A/A, a look every period, stop at first p < 0.05: sequential", _pct(peek["sequential"]), "<= 5 %"
+    )
+    table.add_row("true effect (truth, test - control)", f"{ab['true_effect']:+.4f}", "")
+    for name, label in (
+        ("plain", "coverage, plain"),
+        ("cuped", "coverage, CUPED"),
+        ("sequential", "coverage, sequential (end)"),
+        ("sequential_every_look", "coverage, sequential at every look at once"),
+        ("fixed_horizon_every_look", "coverage, fixed-horizon at every look at once"),
+    ):
+        bar = "" if name.startswith("fixed") else ">= 95 %" if name.startswith("sequential") else "~95 %"
+        table.add_row(label, _pct(ab["coverage"][name]), bar)
+    table.add_row(
+        "CUPED interval width / plain",
+        f"{ab['width_ratio']['cuped_to_plain']:.3f} (variance reduction {100 * ab['variance_reduction']:.1f} %, "
+        f"theta {ab['theta']:.3f})",
+        "",
+    )
+    table.add_row("sequential interval width / plain", f"{ab['width_ratio']['sequential_to_plain']:.3f}", "")
+    whole = pw["whole_pool"]
+    for name in ("plain", "cuped", "sequential"):
+        table.add_row(
+            f"power, {whole['users_per_arm']:,} users per arm, {name}",
+            _pct(whole["empirical"][name]),
+            f"calculator {100 * whole['predicted'][name]:.1f} %",
+        )
+    for name, entry in pw["at_80pct"].items():
+        if "empirical" in entry:
+            table.add_row(
+                f"power at the calculator's 80 % size ({entry['users_per_arm']:,} per arm), {name}",
+                _pct(entry["empirical"]),
+                f"calculator {100 * entry['predicted']:.1f} %",
+            )
+        else:
+            table.add_row(f"power at the calculator's 80 % size, {name}", entry.get("message", ""), "")
+    console.print(table)
+    missed = [name for name, met in v["checks"].items() if not met]
+    if missed:
+        console.print(f"[yellow]bars not met: {', '.join(missed)}[/]")
+    else:
+        console.print("every bar met")

@@ -28,6 +28,7 @@ from gateway.features.definitions import (
     TASTE_RANK,
     TASTE_SVD_DIMS,
 )
+from gateway.features.retrieval import build_retrieval
 from gateway.features.taste import counts_by_user, fit_taste
 from gateway.features.text import cluster_within_topics, fit_text_space
 from gateway.fsutil import atomic_path
@@ -94,11 +95,20 @@ def _fingerprint(*arrays: np.ndarray) -> str:
     return digest.hexdigest()[:10]
 
 
-def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42, holdout_days: int = 14) -> Path:
+def build_feature_store(
+    engine: Engine,
+    features_dir: Path,
+    *,
+    seed: int = 42,
+    retrieval_index: str = "hnswlib",
+    holdout_days: int = 14,
+) -> Path:
     """Build artifacts from the database into ``features_dir/<version>``; return that folder.
 
-    The taste factor model is fitted on the events before the feed's last ``holdout_days``
-    days (training.validation_days + evaluation_days: the training window)."""
+    The retrieval artifacts (candidate generation) are point in time like the features: each
+    day's popularity lists from the events before that day. The taste factor model is fitted on
+    the events before the feed's last ``holdout_days`` days (training.validation_days +
+    evaluation_days: the training window)."""
     started = time.perf_counter()
     for name in Tables.SOURCE:
         if not table_exists(engine, name):
@@ -172,6 +182,16 @@ def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42, h
             target=feed["target"],
         )
         np.savez(tmp / A.POST_DAILY, views=before(daily_views), likes=before(daily_likes))
+        retrieval = build_retrieval(
+            tmp,
+            events=feed,
+            topic=topic_code,
+            cluster=cluster,
+            vectors=embedding,
+            day0=day0,
+            cutoff=day0 + n_days * 86400,
+            backend=retrieval_index,
+        )
         np.savez(
             tmp / A.TEXT_SPACE,
             vocabulary=np.array(space.vocabulary),
@@ -204,6 +224,7 @@ def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42, h
                 "rank": TASTE_RANK,
                 "fitted_before": datetime.fromtimestamp(fit_until, UTC).replace(tzinfo=None).isoformat(),
             },
+            "retrieval": retrieval,
             "build_seconds": round(time.perf_counter() - started, 2),
         }
         (tmp / A.MANIFEST).write_text(json.dumps(manifest, indent=1))
@@ -211,4 +232,3 @@ def build_feature_store(engine: Engine, features_dir: Path, *, seed: int = 42, h
             shutil.rmtree(out)
     A.point_current(features_dir, version)
     return out
-

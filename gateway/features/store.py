@@ -26,6 +26,7 @@ from gateway.features.definitions import (
     USER_FEATURES,
     USER_PRIOR_VIEWS,
 )
+from gateway.features.retrieval import RETRIEVAL_DIR, Retriever
 from gateway.features.taste import TasteModel, fold_in
 
 _T0 = int(pd.Timestamp("2020-01-01").timestamp())  # keys hold seconds since 2020 in 32 bits
@@ -161,6 +162,8 @@ class FeatureStore:
     events: dict[str, np.ndarray]  # the offline event log (user, post, seconds, like, target)
     taste: TasteModel  # users × taste clusters factors, fitted offline on the training window
     recent: EventIndex | None = None  # events received online since start
+    post_emb_mean: np.ndarray | None = None  # the catalogue's mean embedding (computed once)
+    retrieval: Retriever | None = None  # candidate generation (features/retrieval.py), if built
     _recent_log: dict[str, list[np.ndarray]] = field(
         default_factory=lambda: {k: [] for k in ("user", "post", "seconds", "like")}
     )
@@ -178,6 +181,8 @@ class FeatureStore:
             daily = np.load(path / A.POST_DAILY)
             taste = TasteModel.from_arrays(np.load(path / A.TASTE))
             store = cls.from_arrays(manifest, users, posts, dict(events), dict(daily), taste)
+            if (path / RETRIEVAL_DIR).exists():
+                store.retrieval = Retriever.load(path, store)
             if not keep_log:
                 store.events = {}
             return store
@@ -226,6 +231,7 @@ class FeatureStore:
             cluster_share=np.bincount(cluster, minlength=int(cluster.max()) + 1) / len(cluster),
             events=log,
             taste=taste,
+            post_emb_mean=emb.mean(axis=0),
         )
 
     # -- online updates ------------------------------------------------------------------
@@ -283,6 +289,19 @@ class FeatureStore:
         """``liked_before`` for each request of a batch."""
         return [self.liked_before(int(u), int(t)) for u, t in zip(user_idx, seconds, strict=True)]
 
+    def activity_between(
+        self, user_idx: np.ndarray, since: np.ndarray, until: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each user's (views, likes) with since <= time < until (offline log and recent events)."""
+        user_idx, since, until = (np.asarray(a, dtype=np.int64) for a in (user_idx, since, until))
+        views = _count_between(self.base.view_keys, user_idx, since, until)
+        likes = _count_between(self.base.like_keys, user_idx, since, until)
+        recent = self.recent
+        if recent is not None:
+            views = views + _count_between(recent.view_keys, user_idx, since, until)
+            likes = likes + _count_between(recent.like_keys, user_idx, since, until)
+        return views, likes
+
     def popularity_before(self, seconds: np.ndarray) -> np.ndarray:
         """(requests, posts) like counts before each request's day (point in time)."""
         return self.post_likes_before[self._day(seconds)]
@@ -310,6 +329,16 @@ class FeatureStore:
         inverse = inverse.ravel()
         return views[inverse], likes[inverse], theta[inverse]
 
+    def history(self, user_idx: np.ndarray, seconds: np.ndarray) -> dict[str, np.ndarray]:
+        """Each request's history strictly before its time: the materialised and the online events."""
+        n_topics, n_clusters = len(self.topic_share), len(self.cluster_share)
+        h = self.base.history(user_idx, seconds, n_topics, n_clusters)
+        recent = self.recent
+        if recent is not None:
+            extra = recent.history(user_idx, seconds, n_topics, n_clusters)
+            h = {k: h[k] + extra[k] for k in h}
+        return h
+
     def compute(
         self,
         user_idx: np.ndarray,
@@ -336,16 +365,11 @@ class FeatureStore:
             pair_post = np.tile(np.arange(n_posts), len(user_idx))
         n_rows = n_posts if single else len(pair_request)
         g = self.manifest["global_ctr"]
-        n_topics, n_clusters = len(self.topic_share), len(self.cluster_share)
-        h = self.base.history(user_idx, seconds, n_topics, n_clusters)
-        recent = self.recent
-        if recent is not None:
-            extra = recent.history(user_idx, seconds, n_topics, n_clusters)
-            h = {k: h[k] + extra[k] for k in h}
+        h = self.history(user_idx, seconds)
         views, likes, profile = h["views"], h["likes"], h["profile"]
         profile_norm = np.linalg.norm(profile, axis=1)
         contrast = np.where(
-            (likes > 0)[:, None], profile / np.maximum(likes, 1)[:, None] - self.post_emb.mean(axis=0), 0.0
+            (likes > 0)[:, None], profile / np.maximum(likes, 1)[:, None] - self.post_emb_mean, 0.0
         )
         contrast /= np.maximum(np.linalg.norm(contrast, axis=1), 1e-9)[:, None]
         taste_views, taste_likes, taste_theta = self.taste_before_day(user_idx, seconds)

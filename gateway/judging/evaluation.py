@@ -3,6 +3,12 @@
 Requests (user, time) are sampled from logged views of the held-out period, as the source
 checker did. For each ranker the top 5 (never a post liked before t) is judged by the
 truth: E[hit] = 1 - prod(1 - p_like). ROC-AUC is measured on held-out logged views.
+
+Ranked as served: with ``serving.candidates`` a number, each request's top 5 is chosen among
+its retrieved candidates (the same retriever as the gateway's), and the whole catalogue's top
+5 is judged beside it (``hitrate@5_all``) with the share of it the candidates contain
+(``candidate_recall``). Features are bit-identical for a post whether computed for the
+catalogue or for candidates only, so masking the catalogue's scores is ranking the candidates.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from sqlalchemy import Engine
 
 from gateway.config import Settings
 from gateway.features.dataset import features_for_views, logged_views, time_split
+from gateway.features.retrieval import candidate_recall
 from gateway.features.store import FeatureStore
 from gateway.judging.ceiling import CeilingRanker
 from gateway.judging.oracle import OracleRanker
@@ -40,6 +47,11 @@ class EvaluationResult:
     window: list[str] = field(default_factory=list)
     topic_hitrate: dict[str, float] = field(default_factory=dict)
     topic_ci95: dict[str, list[float]] = field(default_factory=dict)
+    candidates: int | None = None  # serving.candidates; None = the whole catalogue
+    retrieval_version: str | None = None
+    hitrate_all: dict[str, float] = field(default_factory=dict)  # whole catalogue, same requests
+    candidate_recall: dict[str, float] = field(default_factory=dict)
+    candidate_count: float | None = None  # mean candidates per request
 
     @property
     def captured_lift(self) -> dict[str, float]:
@@ -47,7 +59,19 @@ class EvaluationResult:
         return captured_lift(self.hitrate)
 
     def as_json(self) -> dict:
+        two_stage = (
+            {
+                "candidates": self.candidates,
+                "retrieval_version": self.retrieval_version,
+                "candidates_per_request": self.candidate_count,
+                "hitrate@5_all": self.hitrate_all,
+                "candidate_recall": self.candidate_recall,
+            }
+            if self.candidates is not None
+            else {"candidates": "all"}
+        )
         return {
+            **two_stage,
             "requests": self.requests,
             "hitrate@5": self.hitrate,
             "captured_lift": self.captured_lift,
@@ -98,6 +122,7 @@ def evaluate(
     dump: Path | None = None,
     auc_views: int = 200_000,
     ceiling: CeilingRanker | None = None,
+    candidates: int | None = None,
 ) -> EvaluationResult:
     split = time_split(store, validation_days, evaluation_days)
     users, seconds, topics = sample_requests(store, split.evaluation, requests, seed)
@@ -108,7 +133,14 @@ def evaluate(
         "oracle": oracle,
         **({"ceiling": ceiling} if ceiling is not None else {}),
     }
+    if candidates is not None and store.retrieval is None:
+        raise ValueError(
+            "serving.candidates needs the feature store's retrieval index: run `recsys features build`"
+        )
     hits: dict[str, list[np.ndarray]] = {name: [] for name in rankers}
+    hits_all: dict[str, list[np.ndarray]] = {name: [] for name in rankers}
+    recall: dict[str, list[np.ndarray]] = {name: [] for name in rankers}
+    sizes: list[int] = []
     topic_hits: dict[str, list[np.ndarray]] = {name: [] for name in rankers if name != "random"}
     writer = None
     dump_file = None
@@ -124,14 +156,28 @@ def evaluate(
             features = store.compute(u, s)
             truth_p = oracle.like_prob(u, s)
             excluded = store.liked_before_each(u, s)
+            served = topic_served = None
+            if candidates is not None:
+                chunk_topics = topics[start : start + CHUNK]
+                served, cand = _candidate_mask(store, u, s, None, excluded, candidates)
+                topic_served, _ = _candidate_mask(store, u, s, chunk_topics, excluded, candidates)
+                sizes.extend(len(c) for c in cand)
             for name, ranker in rankers.items():
                 scores = truth_p if name == "oracle" else ranker.score(store, u, s, features)
-                best, hit = top_k_expected_hit(scores, truth_p, K, excluded)
+                if served is not None:
+                    full_best, full_hit = top_k_expected_hit(scores, truth_p, K, excluded)
+                    hits_all[name].append(full_hit)
+                    recall[name].append(candidate_recall(full_best, cand))
+                    scores_served = np.where(served, scores, -np.inf)
+                else:
+                    scores_served = scores
+                best, hit = top_k_expected_hit(scores_served, truth_p, K, excluded)
                 hits[name].append(hit)
                 if name in topic_hits:  # the same ranking, restricted to the request's topic
-                    topic_hits[name].append(
-                        top_k_expected_hit(np.where(in_topic, scores, -np.inf), truth_p, K, excluded)[1]
-                    )
+                    topic_scores = np.where(in_topic, scores, -np.inf)
+                    if topic_served is not None:
+                        topic_scores = np.where(topic_served, topic_scores, -np.inf)
+                    topic_hits[name].append(top_k_expected_hit(topic_scores, truth_p, K, excluded)[1])
                 if writer is not None:
                     for row in range(len(u)):
                         stamp = np.datetime64(int(s[row]), "s").astype(str).replace("T", " ")
@@ -168,7 +214,35 @@ def evaluate(
     )
     versions = {name: ranker.version for name, ranker in models.items()}
     window = [str(np.datetime64(split.evaluation[0], "s")), str(np.datetime64(split.evaluation[1], "s"))]
-    return EvaluationResult(len(users), hitrate, ci95, auc, versions, window, topic_rate, topic_ci95)
+    result = EvaluationResult(len(users), hitrate, ci95, auc, versions, window, topic_rate, topic_ci95)
+    if candidates is not None:
+        result.candidates = candidates
+        result.retrieval_version = store.retrieval.version
+        result.candidate_count = round(float(np.mean(sizes)), 1)
+        result.hitrate_all = {n: round(float(np.concatenate(p).mean()), 5) for n, p in hits_all.items()}
+        result.candidate_recall = {
+            n: round(float(np.nanmean(np.concatenate(p))), 5) for n, p in recall.items()
+        }
+    return result
+
+
+def _candidate_mask(
+    store: FeatureStore,
+    users: np.ndarray,
+    seconds: np.ndarray,
+    topics: np.ndarray | None,
+    excluded: list[np.ndarray],
+    n: int,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(requests, posts) True on each request's retrieved candidates, and the candidate sets."""
+    mask = np.zeros((len(users), len(store.post_ids)), dtype=bool)
+    sets = []
+    for row, (user, second) in enumerate(zip(users, seconds, strict=True)):
+        topic = None if topics is None else int(topics[row])
+        posts = store.retrieval.candidates(store, int(user), int(second), n, topic, None, excluded[row]).posts
+        mask[row, posts] = True
+        sets.append(posts)
+    return mask, sets
 
 
 def evaluate_arms(
@@ -194,5 +268,5 @@ def evaluate_arms(
         dump=dump,
         evaluation_days=settings.training.evaluation_days,
         validation_days=settings.training.validation_days,
+        candidates=None if settings.serving.candidates == "all" else int(settings.serving.candidates),
     )
-

@@ -22,7 +22,6 @@ drawn for each shown post with the truth's probability; the interleaving analysi
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from dataclasses import dataclass, field
 
@@ -34,16 +33,12 @@ from gateway.analysis.power import users_per_arm
 from gateway.analysis.preference import preference_statistic, preference_test, users_for_power
 from gateway.analysis.statistics import RatioStatistic
 from gateway.config import Settings
-from gateway.features.dataset import time_split
 from gateway.features.store import FeatureStore
 from gateway.interleaving import TEAM_B, team_draft
 from gateway.judging.oracle import OracleRanker
-from gateway.judging.validation import _binomial_ci, request_pool
-from gateway.progress import track
-from gateway.rankers.compiled import compile_ranker
-from gateway.rankers.libraries import load_arm_rankers
+from gateway.judging.validation import arm_rankers, binomial_ci, evaluation_window, rank_pool, request_pool
 from gateway.rankers.protocol import Ranker
-from gateway.ranking import K, expected_hit, top_k
+from gateway.ranking import K, expected_hit
 from gateway.world.load import load_truth
 
 ROUNDS = (K + 1) // 2  # coin flips per request: one per round of two picks
@@ -106,31 +101,6 @@ def merge_all(top_a: np.ndarray, top_b: np.ndarray, p_a: np.ndarray, p_b: np.nda
             p[r, c, :length] = [chance[i] for i in merged.items]
             teams[r, c, :length] = merged.teams
     return MergedPool(p, teams)
-
-
-def rank_pool(
-    store: FeatureStore,
-    rankers: tuple[Ranker, Ranker],
-    oracle: OracleRanker,
-    user_idx: np.ndarray,
-    seconds: np.ndarray,
-    chunk: int = 100,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Each ranker's top K per request (features computed once) and the truth's p of those posts."""
-    tops: list[list[np.ndarray]] = [[], []]
-    chances: list[list[np.ndarray]] = [[], []]
-    for start in track(
-        range(0, len(user_idx), chunk), "ranking the pool (control, test)", total=-(-len(user_idx) // chunk)
-    ):
-        u, s = user_idx[start : start + chunk], seconds[start : start + chunk]
-        features = store.compute(u, s)
-        excluded = store.liked_before_each(u, s)
-        for i, ranker in enumerate(rankers):
-            best = top_k(ranker.score(store, u, s, features), K, excluded)
-            p = oracle.like_prob(u, s, np.maximum(best, 0))
-            tops[i].append(best)
-            chances[i].append(np.where(best >= 0, p, 0.0))
-    return (*(np.concatenate(t) for t in tops), *(np.concatenate(c) for c in chances))
 
 
 def expected_preference(pool: MergedPool) -> float:
@@ -277,7 +247,7 @@ def validate_interleaving(
         users=n_users,
         requests=len(user_idx),
         aa_false_positive_rate=round(false_positives / runs, 4),
-        aa_ci95=_binomial_ci(false_positives, runs),
+        aa_ci95=binomial_ci(false_positives, runs),
         sign_agreement=round(float(np.mean(np.sign(estimates) == np.sign(true_effect))), 4),
         ab_true_effect=round(true_effect, 5),
         expected_preference=round(preference, 5),
@@ -301,14 +271,7 @@ def validate_interleaving_on_world(
 ) -> InterleaveValidation:
     """``validate_interleaving`` with config.yaml's first two arms (compiled forests attached when
     cached) over the held-out period, the world in ``engine`` as the truth."""
-    arms = settings.experiment.arms[:2]
-    models = load_arm_rankers(arms, store.manifest["feature_set_version"])
-    for ranker in models.values():
-        with contextlib.suppress(Exception):  # no usable cache: the library's predictor scores the same
-            compile_ranker(ranker, compile_if_missing=False)
     oracle = OracleRanker(load_truth(engine), store)
-    window = time_split(
-        store, settings.training.validation_days, settings.training.evaluation_days
-    ).evaluation
-    rankers = (models[arms[0].name], models[arms[1].name])
+    rankers = arm_rankers(settings, store)
+    window = evaluation_window(settings, store)
     return validate_interleaving(store, rankers, oracle, window, runs=runs, seed=seed, users=users)

@@ -31,10 +31,15 @@ from gateway.exposure import (
 from gateway.features.artifacts import current_store_dir
 from gateway.features.redis_history import RedisHistory
 from gateway.features.store import FeatureStore
+from gateway.serving.admission import Admission, AdmissionControl, Deadline
+from gateway.serving.breaker import Breaker
+from gateway.serving.dashboard.cache import ResultsCache
+from gateway.serving.dashboard.live import Traffic
+from gateway.serving.fallback import PopularityFallback
 from gateway.serving.limits import BodySizeLimit
 from gateway.serving.moods import configured_encoder
 from gateway.serving.prometheus import Metrics
-from gateway.serving.routes import catalogue, events, ops, recommendations
+from gateway.serving.routes import catalogue, dashboard, events, ops, recommendations
 from gateway.serving.shadow import CountRequests, Idle, ShadowScorer
 from gateway.serving.state import Catalogue, ReloadError, ServingState, build_snapshot, compile_in_background
 from gateway.storage.engine import make_engine
@@ -94,11 +99,20 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         cfg = settings or load_settings(config_path)
+        app.state.settings = cfg
+        # The dashboard's results follow config.yaml as reloads do (read when a refresh starts).
+        app.state.dashboard_results = ResultsCache(
+            (lambda: load_settings(config_path)) if settings is None else (lambda: cfg)
+        )
         store_dir = current_store_dir(cfg.paths.features_dir)
         store = FeatureStore.load(store_dir, keep_log=False)
         app.state.store = store
         app.state.catalogue = Catalogue.load(store_dir, store)
         app.state.mood_encoder = configured_encoder(cfg, store_dir, app.state.catalogue)
+        app.state.fallback = PopularityFallback(store, app.state.catalogue.topic_codes)
+        admission = Admission(cfg.serving.admission)
+        app.state.deadline = Deadline(cfg.serving.deadline_ms, admission)
+        _watch_admission(app.state.metrics, admission, cfg)
         app.state.serving = ServingState(build_snapshot(config_path, store, cfg))
         compile_in_background(app.state.serving.snapshot)
         app.state.config_path = config_path
@@ -112,6 +126,13 @@ def create_app(
             if cfg.serving.online_store == "redis"
             else None
         )
+        app.state.redis_breaker = Breaker(cfg.serving.redis_breaker_cooldown_s)
+        if app.state.history is not None:
+            app.state.metrics.watch(
+                "recsys_online_store_breaker_open",
+                "1 while requests skip Redis after a failure (its circuit breaker is open or probing)",
+                lambda: int(app.state.redis_breaker.state != "closed"),
+            )
         app.state.engine = make_engine(cfg.database.url)
         sink = exposure_sink or SqlExposureSink(app.state.engine)
         spill = Path(cfg.paths.spill_dir) / f"exposures-{os.getpid()}.jsonl"
@@ -123,9 +144,11 @@ def create_app(
         app.state.metrics.watch_exposures(writer)
         app.state.shadow = _start_shadow(app, cfg, exposure_sink)
         _install_sighup(app, store)
+        app.state.admission = admission  # from here on requests are bounded
         try:
             yield
         finally:
+            app.state.deadline.close()
             app.state.shadow.close()
             writer.close()
             app.state.engine.dispose()
@@ -139,9 +162,11 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.metrics = Metrics()
+    app.state.dashboard_traffic = Traffic(app.state.metrics.registry)
     app.state.idle = Idle()  # requests in flight: the shadow scorer works in the gaps
     app.add_middleware(BodySizeLimit)
     app.add_middleware(CountRequests, idle=app.state.idle)
+    app.add_middleware(AdmissionControl, shed=recommendations.shed)  # outermost: shed before anything
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -161,8 +186,26 @@ def create_app(
     app.include_router(catalogue.router)
     app.include_router(ops.router)
     app.include_router(events.router)
+    app.include_router(dashboard.router)
     app.openapi = lambda: _openapi(app)
     return app
+
+
+def _watch_admission(metrics: Metrics, admission: Admission, cfg: Settings) -> None:
+    metrics.watch("recsys_in_flight", "Recommendation requests being worked on", lambda: admission.in_flight)
+    metrics.watch(
+        "recsys_late_rankers",
+        "Rankers still running past their deadline (they hold a slot)",
+        lambda: admission.late,
+    )
+    metrics.watch(
+        "recsys_admission_limit",
+        "Bound on in-flight recommendation requests (0 = none)",
+        lambda: admission.limit,
+    )
+    metrics.watch(
+        "recsys_deadline_seconds", "Request deadline (0 = none)", lambda: cfg.serving.deadline_ms / 1000
+    )
 
 
 def _start_shadow(app: FastAPI, cfg: Settings, sink: ExposureSink | None) -> ShadowScorer:

@@ -48,8 +48,38 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.online_store_skipped = Counter(
+            "recsys_online_store_skipped_total",
+            "Requests served from the local history without calling Redis (its circuit breaker was open)",
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "recsys_fallbacks_total",
+            "Recommendation requests answered with the popularity fallback, by reason (shed, deadline)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.shed = Counter(
+            "recsys_shed_total",
+            "Recommendation requests turned away by admission control, by overflow policy (fallback, 503)",
+            ["overflow"],
+            registry=self.registry,
+        )
+
     def watch_exposures(self, writer: ExposureWriter) -> None:
         self.registry.register(_ExposureCollector(writer))
+
+    def watch(self, name: str, doc: str, read) -> None:
+        """A gauge read from ``read()`` at each scrape."""
+        self.registry.register(_Reading(name, doc, read))
+
+
+class _Reading:
+    def __init__(self, name: str, doc: str, read) -> None:
+        self.name, self.doc, self.read = name, doc, read
+
+    def collect(self):
+        yield GaugeMetricFamily(self.name, self.doc, value=self.read())
 
 
 class _ExposureCollector:
@@ -64,6 +94,16 @@ class _ExposureCollector:
             ("recsys_exposures_spilled", stats.spilled, "Exposures written to the local spill file"),
             ("recsys_exposures_replayed", stats.replayed, "Spilled exposures replayed into the database"),
             ("recsys_exposure_queue", self.writer.queue.qsize(), "Exposures waiting in memory"),
-            ("recsys_exposure_log_degraded", int(stats.degraded), "1 while the database is failing"),
+            (
+                "recsys_exposures_dropped",
+                stats.dropped,
+                "Exposures lost: the database and the spill both failed",
+            ),
+            ("recsys_exposure_journal_errors", stats.journal_errors, "Submissions the crash journal missed"),
+            (
+                "recsys_exposure_log_degraded",
+                int(stats.unhealthy),
+                "1 while the database or the spill directory is failing",
+            ),
         ):
             yield GaugeMetricFamily(name, doc, value=value)

@@ -24,7 +24,15 @@ class RecommendationResponse(BaseModel):
         description="The arm that served this request (control or test), or interleaved: a team-draft merge of both"
     )
     recommendations: list[PostOut]
-    mood: MoodOut | None = Field(None, description="How the request's mood was understood (only when one was sent)")
+    mood: MoodOut | None = Field(
+        None, description="How the request's mood was understood (only when one was sent)"
+    )
+    served_by: str = Field(
+        "model",
+        description="model: the arm's model; fallback:shed (admission control turned the request away) or "
+        "fallback:deadline (the model was late): the most liked posts before the request's day, logged "
+        "outside the experiment. The X-Recsys-Served-By header says the same",
+    )
 
 
 class UserOut(BaseModel):
@@ -89,6 +97,7 @@ class ReadyOut(BaseModel):
     models: dict[str, str]
     feature_store_version: str
     exposure_log: dict
+    online_store: dict | None = None  # with online_store: redis, its circuit breaker
 
 
 class ReloadOut(BaseModel):

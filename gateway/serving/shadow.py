@@ -94,6 +94,7 @@ class ShadowJob:
     topic: str | None
     mood: np.ndarray | None
     mood_weight: float
+    candidates: np.ndarray | None = None  # the served request's candidate posts (None: all)
 
     @classmethod
     def of(
@@ -126,6 +127,7 @@ class ShadowJob:
             topic,
             mood,
             mood_weight,
+            result.candidates,
         )
 
 
@@ -149,7 +151,8 @@ def score(job: ShadowJob, gap=lambda: None) -> ShadowExposure:
     ``latency_ms`` is the time spent scoring, without the waits for gaps between requests."""
     busy = 0.0
     try:
-        scores, busy = predict_in_gaps(job.ranker, job.features, len(job.catalogue.post_ids), gap)
+        rows = len(job.catalogue.post_ids) if job.candidates is None else len(job.candidates)
+        scores, busy = predict_in_gaps(job.ranker, job.features, rows, gap)
         began = time.perf_counter()
         best = ranked(
             log_odds(scores),
@@ -160,6 +163,7 @@ def score(job: ShadowJob, gap=lambda: None) -> ShadowExposure:
             job.topic,
             job.mood,
             job.mood_weight,
+            job.candidates,
         )
         post_ids, error = [int(job.catalogue.post_ids[i]) for i in best], None
         busy += time.perf_counter() - began

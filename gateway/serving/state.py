@@ -63,6 +63,7 @@ class Snapshot:
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     shadows: dict = field(default_factory=dict)  # arm -> its shadow ranker
     shadow_versions: dict[str, str] = field(default_factory=dict)
+    candidates: int | None = None  # serving.candidates; None = rank the whole catalogue
 
 
 class ReloadError(RuntimeError):
@@ -103,6 +104,12 @@ def build_snapshot(
         lexicon = Lexicon.load(settings.serving.mood_lexicon)
     except LexiconError as exc:
         raise ReloadError(str(exc)) from exc
+    candidates = None if settings.serving.candidates == "all" else int(settings.serving.candidates)
+    if candidates is not None and store.retrieval is None:
+        raise ReloadError(
+            f"serving.candidates is {candidates} but feature store {store.version} has no retrieval "
+            "index: run `recsys features build` (or set candidates: all)"
+        )
     rankers, versions, pending, shadows = {}, {}, [], {}
     probe_user = np.array([0])
     probe_time = np.array([store.manifest["day0"] + 86400 * max(store.manifest["days"] - 1, 0) + 12 * 3600])
@@ -129,6 +136,7 @@ def build_snapshot(
         pending_compile=tuple((ranker, probe) for ranker in pending),
         shadows=shadows,
         shadow_versions={arm: ranker.version for arm, ranker in shadows.items()},
+        candidates=candidates,
     )
 
 

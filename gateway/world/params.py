@@ -6,7 +6,7 @@ that the like rates on views match the facts (the intercept is solved numericall
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from gateway.world.vocab import SUBTOPICS
@@ -126,6 +126,13 @@ SCALES = {
     "small": Scale("small", 10_000, FULL_POSTS, 421.0, 0.6),
     "full": Scale("full", FULL_USERS, FULL_POSTS, 421.0, 0.6),
 }
+
+
+def with_posts(scale: Scale, posts: int) -> Scale:
+    """The scale with another catalogue size (``recsys data synth --posts N``): users, views
+    per user and the rates stay the scale's; topics keep their shares."""
+    return replace(scale, name=f"{scale.name}-{posts}-posts", posts=posts)
+
 
 TARGET_LIKE_RATE = 0.119
 

@@ -35,3 +35,21 @@ def test_notebook_executes_on_the_tiny_experiment(simulated, tmp_path):
     assert "in-experiment requests" in text and "absolute:" in text
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the cumulative Hitrate@5 plot
     assert "No significant difference" in text or " is better" in text
+
+
+def test_notebook_database_follows_env_then_config_and_the_parameter_only_when_set(tmp_path, monkeypatch):
+    from gateway.analysis.notebook import notebook_settings
+
+    config = tmp_path / "config.yaml"
+    config.write_text("database:\n  url: sqlite:///from-config.db\n")
+    monkeypatch.delenv("RECSYS_DB_URL", raising=False)
+    assert notebook_settings(None, config).database.url == "sqlite:///from-config.db"
+    monkeypatch.setenv("RECSYS_DB_URL", "postgresql://u@h/from-env")
+    assert notebook_settings(None, config).database.url == "postgresql://u@h/from-env"
+    assert notebook_settings("sqlite:///param.db", config).database.url == "sqlite:///param.db"
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    parameters = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    namespace: dict = {}
+    exec(parameters.source, namespace)  # noqa: S102 - the committed parameter cell
+    assert namespace["db_url"] is None and namespace["config_path"] is None
+    assert "notebook_settings(db_url, config_path)" in "\n".join(c.source for c in nb.cells)

@@ -17,6 +17,7 @@ T0 = datetime(2022, 1, 10, 12, 0, 0)
 
 
 def _db(tmp_path, rows, likes):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     engine = connect(f"sqlite:///{tmp_path}/a.db", create=True)
     metadata.create_all(engine, tables=[feed_data])
     exposure_metadata.create_all(engine, tables=[exposures])
@@ -141,3 +142,28 @@ def test_split_by_cold_start_and_mood(tmp_path):
     assert sum(a["requests"] for a in moods["with mood"]["arms"].values()) == 10
     with pytest.raises(AnalysisError, match="cannot split"):
         analyze(engine, experiment="e", window="1h", weights={"control": 1, "test": 1}, split_by="os")
+
+
+def test_fallback_requests_are_left_out_and_reported_per_arm(tmp_path):
+    rows = [_row(i, i, "control", T0, [1, 2, 3, 4, 5]) for i in range(1, 41)]
+    rows += [_row(100 + i, 100 + i, "test", T0, [1, 2, 3, 4, 5]) for i in range(1, 41)]
+    shed = [_row(200 + i, i, "control", T0, [9, 8, 7, 6, 5], inside=False) for i in range(1, 31)]
+    shed += [_row(300 + i, 100 + i, "test", T0, [9, 8, 7, 6, 5], inside=False) for i in range(1, 3)]
+    for row in shed:
+        row["model_version"], row["served_by"] = "fallback:popularity", "shed"
+    engine = _db(tmp_path, rows + shed, [(T0 + pd.Timedelta("5min"), 1, 9)])
+    result = analyze(engine, experiment="e", window="1h", weights={"control": 0.5, "test": 0.5})
+    assert result["arms"]["control"]["requests"] == 40 and result["arms"]["test"]["requests"] == 40
+    assert result["arms"]["control"]["hits"] == 0  # the like of a fallback post is not the model's
+    assert result["excluded_not_in_experiment"] == 0
+    fallbacks = result["fallbacks"]
+    assert fallbacks["per_arm"] == {"control": 30, "test": 2} and fallbacks["by_reason"] == {"shed": 30 + 2}
+    assert fallbacks["share"]["control"] == round(30 / 70, 6)
+    assert fallbacks["flag"]  # one arm shed far more than the other: the guardrail fires
+    even = analyze(
+        _db(tmp_path / "even", rows + shed[:2] + shed[30:], []),
+        experiment="e",
+        window="1h",
+        weights={"control": 0.5, "test": 0.5},
+    )
+    assert not even["fallbacks"]["flag"] and even["fallbacks"]["per_arm"] == {"control": 2, "test": 2}

@@ -87,6 +87,7 @@ def test_the_readme_documents_every_command():
         (["data", "stats", "--db", "postgresql://nobody@127.0.0.1:1/none"], "cannot connect"),
         (["data", "stats", "--db", "sqlite:////tmp/definitely/absent.db"], "recsys data synth"),
         (["features", "build", "--db", "mysql://x@y/z"], "unsupported database scheme"),
+        (["analyze", "validate", "--mode", "bogus"], "unknown mode 'bogus'"),
     ],
 )
 def test_bad_input_gives_a_message_and_exit_2(args, message):

@@ -27,26 +27,7 @@ from gateway.judging.shadow import judge_shadow
 from gateway.rankers.libraries import load_arm_rankers
 from gateway.storage import connect, read_frame
 from gateway.world.load import load_truth
-from tests.conftest import SHADOW_TEST_SERVING, shadowed_arms, simulate_on_copy
-
-REQUESTS = 450
-
-
-@pytest.fixture(scope="module")
-def simulated_modes(tiny_db, tiny_store_dir, tiny_models, tmp_path_factory):
-    """A copy of the tiny world after 450 simulated requests through a live gateway with a third
-    of the users interleaved and the test arm shadowed by the control model."""
-    return simulate_on_copy(
-        tiny_db,
-        tmp_path_factory.mktemp("modes"),
-        requests=REQUESTS,
-        seed=5,
-        features_dir=tiny_store_dir.parent,
-        models=tiny_models,
-        arms=shadowed_arms(tiny_models, weight=1),
-        interleave_weight=1,
-        serving=SHADOW_TEST_SERVING,
-    )
+from tests.conftest import MODES_REQUESTS as REQUESTS
 
 
 def test_every_request_is_served_in_one_of_three_groups(simulated_modes):

@@ -10,7 +10,7 @@ from gateway.assignment import INTERLEAVED, assign
 from gateway.exposure import MemoryExposureSink
 from gateway.interleaving import TEAM_A, interleave
 from gateway.serving.main import create_app
-from gateway.serving.recommend import log_odds, ranked
+from gateway.serving.recommend import log_odds, ranked, retrieve, score_request
 from gateway.serving.routes.recommendations import to_epoch_seconds
 from tests.conftest import write_config
 
@@ -38,14 +38,19 @@ def _users(app, store, group: str, n: int) -> list[int]:
 
 
 def _expected_lists(app, store, user: int, when: str, limit: int, topic=None):
-    """Each ranker's own top ``limit`` for the request, computed here from the snapshot."""
+    """Each ranker's own top ``limit`` for the request, computed here from the snapshot (over the
+    request's candidate set, shared by both rankers)."""
     snapshot, catalogue = app.state.serving.snapshot, app.state.catalogue
     u, s = int(store.user_index([user])[0]), to_epoch_seconds(np.datetime64(when).astype(object))
     excluded = [store.liked_before(u, s)]
+    cand = retrieve(snapshot, store, catalogue, u, s, topic, None, excluded[0])  # one set for both
+    posts = None if cand is None else cand.posts
     lists = []
     for arm in ("control", "test"):
-        scores = snapshot.rankers[arm].score(store, np.array([u]), np.array([s]))[0]
-        lists.append(ranked(log_odds(scores), store, catalogue, excluded, limit, topic, None, 0.5).tolist())
+        scores = score_request(snapshot.rankers[arm], store, u, s, posts)[1]
+        lists.append(
+            ranked(log_odds(scores), store, catalogue, excluded, limit, topic, None, 0.5, posts).tolist()
+        )
     return lists, excluded[0]
 
 

@@ -20,3 +20,27 @@ def test_stats_report_every_section(tiny_db):
     value = {s.name: s.value for s in stats}
     assert 8 <= value["countries"] <= 11  # the rarest countries hold ~0.1 % of users
     assert value["likes == views with target 1"] is True
+
+
+def test_a_world_built_with_posts_has_that_many_posts_and_the_usual_statistics(tmp_path):
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    url = f"sqlite:///{tmp_path / 'posts.db'}"
+    result = CliRunner().invoke(app, ["data", "synth", "--scale", "tiny", "--posts", "1234", "--db", url])
+    assert result.exit_code == 0, result.output
+    assert "1,234 posts" in result.output
+    value = {s.name: s.value for s in compute_stats(connect(url))}
+    assert value["posts"] == 1234
+    assert value["users"] == 1500  # the scale's users
+    counts = dict(part.split(":") for part in str(value["topic counts"]).split())
+    assert sum(map(int, counts.values())) == 1234 and int(counts["movie"]) > int(counts["covid"]) > int(
+        counts["tech"]
+    )
+    assert 0.10 <= value["like rate on views"] <= 0.14  # the calibrated like rate
+    assert value["likes == views with target 1"] is True
+    bad = CliRunner().invoke(
+        app, ["data", "synth", "--scale", "tiny", "--posts", "5", "--db", url, "--replace"]
+    )
+    assert bad.exit_code == 2 and "Traceback" not in bad.output

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.serving.deps import AdminDep, MetricsDep, StateDep, StoreDep, WriterDep
 from gateway.serving.schemas import ArmOut, ExperimentOut, Message, ReadyOut, ReloadOut
-from gateway.serving.state import ReloadError
+from gateway.serving.state import ReloadError, Snapshot
 
 router = APIRouter(tags=["operations"])
 
@@ -24,20 +24,28 @@ def health() -> dict:
     responses={503: {"model": ReadyOut}},
     summary="Models and features loaded",
 )
-def ready(state: StateDep, store: StoreDep, writer: WriterDep) -> JSONResponse:
+def ready(request: Request, state: StateDep, store: StoreDep, writer: WriterDep) -> JSONResponse:
     stats = writer.stats
     body = ReadyOut(
         ready=True,
         models=dict(state.snapshot.versions),
         feature_store_version=store.version,
         exposure_log={
-            "degraded": stats.degraded,
+            "degraded": stats.unhealthy,
             "queued": writer.queue.qsize(),
             "written": stats.written,
             "spilled": stats.spilled,
             "replayed": stats.replayed,
             "last_error": stats.last_error,
+            "dropped": stats.dropped,
+            "journal_errors": stats.journal_errors,
+            "disk_error": stats.disk_error,
         },
+        online_store=(
+            {"backend": "redis", **request.app.state.redis_breaker.status()}
+            if request.app.state.history is not None
+            else None
+        ),
     )
     return JSONResponse(body.model_dump())
 
@@ -49,7 +57,11 @@ def metrics_endpoint(metrics: MetricsDep) -> Response:
 
 @router.get("/experiment", response_model=ExperimentOut, summary="The experiment in force")
 def experiment(request: Request, state: StateDep, store: StoreDep) -> ExperimentOut:
-    snap = state.snapshot
+    return describe_experiment(state.snapshot, store.version)
+
+
+def describe_experiment(snap: Snapshot, feature_store_version: str) -> ExperimentOut:
+    """The experiment of a snapshot: arms, shares, models (also shown by the dashboard)."""
     e = snap.experiment
     paths = {name: str(r.manifest.get("_path", "")) for name, r in snap.rankers.items()}
     shares = e.normalized_weights  # the arms', then the interleaved group's
@@ -75,7 +87,7 @@ def experiment(request: Request, state: StateDep, store: StoreDep) -> Experiment
         interleave_weight=shares[-1] if e.interleaving else 0.0,
         overrides=len(e.overrides),
         loaded_at=snap.loaded_at,
-        feature_store_version=store.version,
+        feature_store_version=feature_store_version,
     )
 
 

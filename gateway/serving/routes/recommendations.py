@@ -7,18 +7,24 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
+from urllib.parse import parse_qs
 
 import orjson
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError
 
+from gateway.assignment import assign
 from gateway.exposure import Exposure
 from gateway.features.mood_encoder import MoodEncoder, MoodMatch
 from gateway.features.mood_lexicon import Lexicon
 from gateway.features.mood_text import MOOD_PATTERN, MoodTextError
 from gateway.features.redis_history import RedisHistory
 from gateway.features.store import FeatureStore
+from gateway.serving.admission import ARRIVED, Admission, pace
+from gateway.serving.breaker import Breaker
 from gateway.serving.deps import CatalogueDep, MetricsDep, StateDep, StoreDep, WriterDep
+from gateway.serving.fallback import FALLBACK_VERSION
 from gateway.serving.prometheus import Metrics
 from gateway.serving.recommend import UnknownUserError, recommend
 from gateway.serving.schemas import Message, RecommendationResponse
@@ -31,6 +37,7 @@ MAX_USER_ID = 2**31 - 1
 
 EPOCH = datetime(1970, 1, 1)
 MAX_MOOD = 200
+SERVED_BY = "X-Recsys-Served-By"  # response header: model, fallback:shed or fallback:deadline
 
 
 def read_mood(encoder: MoodEncoder, mood: str, lexicon: Lexicon) -> MoodMatch:
@@ -42,20 +49,30 @@ def read_mood(encoder: MoodEncoder, mood: str, lexicon: Lexicon) -> MoodMatch:
         raise HTTPException(422, str(exc)) from None
 
 
-def user_view(history: RedisHistory, store: FeatureStore, user_id: int, metrics: Metrics) -> FeatureStore:
+def user_view(
+    history: RedisHistory, store: FeatureStore, user_id: int, metrics: Metrics, breaker: Breaker
+) -> FeatureStore:
     """The store with this user's history read from Redis. On a Redis failure (counted in the
-    metrics): the local history (offline log + events this process received) when the process
-    keeps one (``serving.redis_local_fallback``), else 503."""
+    metrics), and while the breaker stays open after one: the local history (offline log +
+    events this process received) when the process keeps one (``serving.redis_local_fallback``),
+    else 503."""
     user_idx = int(store.user_index([user_id])[0])
     if user_idx < 0:
         return store  # cold start needs no history
-    try:
-        return history.view(user_idx)
-    except RedisError:
-        metrics.online_store_errors.inc()
-        if not history.local_fallback:  # no local copy: serving would ignore the user's likes
-            raise HTTPException(503, "online store unavailable; retry shortly") from None
-        return store
+    if breaker.allow():
+        try:
+            view = history.view(user_idx)
+        except RedisError as exc:
+            breaker.failure(exc)
+            metrics.online_store_errors.inc()
+        else:
+            breaker.success()
+            return view
+    else:
+        metrics.online_store_skipped.inc()
+    if not history.local_fallback:  # no local copy: serving would ignore the user's likes
+        raise HTTPException(503, "online store unavailable; retry shortly")
+    return store
 
 
 def to_epoch_seconds(when: datetime) -> int:
@@ -109,42 +126,42 @@ def get_recommendations(
     snapshot = state.snapshot  # one reference for the whole request: a reload cannot split it
     if topic is not None and topic not in catalogue.topic_names:
         raise HTTPException(422, f"unknown topic {topic!r}; valid topics: {', '.join(catalogue.topic_names)}")
-    moody = read_mood(request.app.state.mood_encoder, mood, snapshot.mood_lexicon) if mood is not None else None
+    moody = (
+        read_mood(request.app.state.mood_encoder, mood, snapshot.mood_lexicon) if mood is not None else None
+    )
     mood_similarity = moody.similarity if moody else None
     seconds = to_epoch_seconds(time_)
     if request.app.state.history is not None:
-        store = user_view(request.app.state.history, store, id, metrics)
+        store = user_view(request.app.state.history, store, id, metrics, request.app.state.redis_breaker)
     request_id = x_request_id if x_request_id and _REQUEST_ID.match(x_request_id) else uuid.uuid4().hex
     try:
-        result = recommend(
-            snapshot,
-            store,
-            catalogue,
-            id,
-            seconds,
-            limit,
-            topic,
-            mood_similarity,
-            snapshot.mood_weight,
-            request_id,
+        result = request.app.state.deadline.run(
+            lambda: recommend(
+                snapshot,
+                store,
+                catalogue,
+                id,
+                seconds,
+                limit,
+                topic,
+                mood_similarity,
+                snapshot.mood_weight,
+                request_id,
+            ),
+            request.scope.get(ARRIVED, started),
         )
     except UnknownUserError as exc:
         metrics.requests.labels("recommendations", "none", "none", "404").inc()
         raise HTTPException(404, str(exc)) from None
+    if result is None:  # the ranker missed the deadline: never a late answer
+        body, headers, status = fallback_answer(
+            request.app.state, id, seconds, limit, topic, request_id, "deadline", started
+        )
+        return Response(body, status_code=status, media_type="application/json", headers=headers)
     arm, version = result.assignment.arm, result.model_version
     shadow = snapshot.shadows.get(arm) if result.features is not None else None
-    post_ids = [int(catalogue.post_ids[i]) for i in result.post_idx]
-    # Serialised here with orjson: returning a Response skips FastAPI's re-validation of the
-    # response model (the schema is still documented and the tests check bodies against it).
-    body = orjson.dumps(
-        {
-            "exp_group": arm,
-            "recommendations": [
-                {"id": pid, "text": catalogue.texts[i], "topic": catalogue.topics[i]}
-                for pid, i in zip(post_ids, result.post_idx, strict=True)
-            ],
-            **({"mood": moody.as_json()} if moody else {}),
-        }
+    body, post_ids = render(
+        catalogue, arm, result.post_idx, "model", {"mood": moody.as_json()} if moody else {}
     )
     latency = time.perf_counter() - started
     writer.submit(
@@ -167,6 +184,8 @@ def get_recommendations(
             teams=result.teams,
             model_versions=result.model_versions,
             shadow_version=shadow.version if shadow is not None else None,
+            candidates=None if result.candidates is None else len(result.candidates),
+            retrieval_version=result.retrieval_version,
         )
     )
     if shadow is not None:  # after the response is produced; dropped (and counted) when the queue is full
@@ -174,5 +193,124 @@ def get_recommendations(
         request.app.state.shadow.submit(ShadowJob.of(*job, snapshot.mood_weight))
     metrics.requests.labels("recommendations", arm, version, "200").inc()
     metrics.latency.labels(arm, version).observe(latency)
-    headers = {"X-Request-ID": request_id, "X-Exp-Group": arm, "X-Model-Version": version}
+    headers = {"X-Request-ID": request_id, "X-Exp-Group": arm, "X-Model-Version": version, SERVED_BY: "model"}
     return Response(body, media_type="application/json", headers=headers)
+
+
+def render(
+    catalogue, arm: str, post_idx, served_by: str, extra: dict | None = None
+) -> tuple[bytes, list[int]]:
+    """The response body and the served post ids. Serialised here with orjson: returning a
+    Response skips FastAPI's re-validation of the response model (the schema is still
+    documented and the tests check bodies against it)."""
+    post_ids = [int(catalogue.post_ids[i]) for i in post_idx]
+    items = [
+        {"id": pid, "text": catalogue.texts[i], "topic": catalogue.topics[i]}
+        for pid, i in zip(post_ids, post_idx, strict=True)
+    ]
+    body = {"exp_group": arm, "recommendations": items, **(extra or {}), "served_by": served_by}
+    return orjson.dumps(body), post_ids
+
+
+_TIME = TypeAdapter(datetime)  # the route's own parsing of ``time``
+
+
+def fallback_answer(
+    app_state,
+    user_id: int,
+    seconds: int,
+    limit: int,
+    topic: str | None,
+    request_id: str,
+    reason: str,
+    started: float,
+) -> tuple[bytes, dict[str, str], int]:
+    """Body, headers and status of the popularity fallback (``reason``: shed or deadline), its
+    exposure logged with ``in_experiment = false``; 404 for an unknown user without a topic."""
+    snapshot, store, catalogue = app_state.serving.snapshot, app_state.store, app_state.catalogue
+    metrics: Metrics = app_state.metrics
+    user_idx = int(store.user_index([user_id])[0])
+    if user_idx < 0 and topic is None:
+        metrics.requests.labels("recommendations", "none", "none", "404").inc()
+        detail = f"user {user_id} not found; send topic and/or mood for a cold-start feed"
+        return orjson.dumps({"detail": detail}), {SERVED_BY: f"fallback:{reason}"}, 404
+    topic_code = catalogue.topic_names.index(topic) if topic is not None else None
+    post_idx = app_state.fallback.top(user_idx, seconds, limit, topic_code)
+    assignment = assign(snapshot.experiment, user_id)
+    served_by = f"fallback:{reason}"
+    body, post_ids = render(catalogue, assignment.arm, post_idx, served_by)
+    latency = time.perf_counter() - started
+    app_state.writer.submit(
+        Exposure(
+            request_id=request_id,
+            served_at=datetime.now(UTC).replace(tzinfo=None),
+            request_time=EPOCH + timedelta(seconds=seconds),
+            user_id=user_id,
+            experiment=snapshot.experiment.name,
+            arm=assignment.arm,
+            bucket=float(assignment.bucket),
+            in_experiment=False,  # not the arm's model: never part of the comparison
+            model_version=FALLBACK_VERSION,
+            post_ids=post_ids,
+            latency_ms=round(latency * 1000, 3),
+            topic=topic,
+            cold_start=user_idx < 0,
+            served_by=reason,
+        )
+    )
+    metrics.requests.labels("recommendations", assignment.arm, FALLBACK_VERSION, "200").inc()
+    metrics.fallbacks.labels(reason).inc()
+    headers = {
+        "X-Request-ID": request_id,
+        "X-Exp-Group": assignment.arm,
+        "X-Model-Version": FALLBACK_VERSION,
+        SERVED_BY: served_by,
+    }
+    return body, headers, 200
+
+
+def shed_query(query_string: bytes, topics: list[str]) -> tuple[int, int, int, str | None]:
+    """``id``, ``time`` (epoch seconds), ``limit`` and ``topic`` of a shed request, checked like
+    the route checks them (mood is not used by the fallback); ValueError with a message."""
+    query = {k: v[-1] for k, v in parse_qs(query_string.decode("latin-1")).items()}
+    try:
+        user_id = int(query["id"])
+        when = _TIME.validate_python(query["time"])
+        limit = int(query.get("limit", 5))
+    except KeyError as exc:
+        raise ValueError(f"{exc.args[0]}: Field required") from None
+    except ValidationError:
+        raise ValueError("time: Input should be a valid datetime") from None
+    if not 1 <= user_id <= MAX_USER_ID or not 1 <= limit <= 100:
+        raise ValueError("id or limit out of range")
+    topic = query.get("topic")
+    if topic is not None and topic not in topics:
+        raise ValueError(f"unknown topic {topic!r}; valid topics: {', '.join(topics)}")
+    return user_id, to_epoch_seconds(when), limit, topic
+
+
+async def shed(scope, send, admission: Admission) -> None:
+    """Answer a request admission control turned away: the fallback list (or 503 with
+    Retry-After, per ``serving.admission.overflow``), after the pacing delay."""
+    started = time.perf_counter()
+    app_state = scope["app"].state
+    app_state.metrics.shed.labels(admission.overflow).inc()
+    if admission.overflow == "503":
+        body = orjson.dumps({"detail": f"overloaded; retry after {admission.retry_after} s"})
+        headers = {"Retry-After": str(admission.retry_after), SERVED_BY: "shed"}
+        status = 503
+        app_state.metrics.requests.labels("recommendations", "none", "none", "503").inc()
+    else:
+        raw_id = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = raw_id if _REQUEST_ID.match(raw_id) else uuid.uuid4().hex
+        try:
+            query = shed_query(scope["query_string"], app_state.catalogue.topic_names)
+        except ValueError as exc:
+            body, headers, status = orjson.dumps({"detail": str(exc)}), {SERVED_BY: "fallback:shed"}, 422
+        else:
+            body, headers, status = fallback_answer(app_state, *query, request_id, "shed", started)
+    await pace(admission)
+    raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    raw_headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,183 @@
+"""Overload: admission control, the popularity fallback, 503 with Retry-After and the request
+deadline, on the real server (``recsys serve`` in a subprocess) logging to a real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from gateway.config import AdmissionSettings
+from gateway.serving.admission import Admission, Deadline
+from gateway.storage import connect, read_frame
+from tests.conftest import LiveServer, write_config
+
+WHEN = "2021-12-20T19:00:00"
+PATH = "/post/recommendations/"
+
+
+def _serve(tmp_path, pg_url, tiny_store_dir, tiny_models, **serving) -> LiveServer:
+    config = write_config(
+        tmp_path / "config.yaml",
+        db=pg_url,
+        features_dir=tiny_store_dir.parent,
+        models=tiny_models,
+        serving=serving,
+    )
+    return LiveServer(config, {})
+
+
+def _hammer(url: str, users: np.ndarray, clients: int, each: int) -> list[httpx.Response]:
+    """``clients`` closed-loop clients, ``each`` requests apiece; every response."""
+    responses: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def client(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        with httpx.Client(timeout=30) as http:
+            for _ in range(each):
+                r = http.get(url + PATH, params={"id": int(rng.choice(users)), "time": WHEN})
+                with lock:
+                    responses.append(r)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return responses
+
+
+def _check_fallback_list(store, user_id: int, posts: list[int]) -> None:
+    """The most liked posts before the request's day, none liked by the user before the time."""
+    seconds = int(np.datetime64(WHEN, "s").astype(np.int64))
+    likes = store.popularity_before(np.array([seconds]))[0]
+    user_idx = int(store.user_index([user_id])[0])
+    liked = set(store.liked_before(user_idx, seconds).tolist())
+    idx = store.post_index(np.array(posts))
+    assert len(posts) == 5 and not liked & set(idx.tolist())
+    counts = likes[idx]
+    assert list(counts) == sorted(counts, reverse=True)
+    others = np.setdiff1d(np.arange(len(likes)), np.r_[idx, list(liked)].astype(np.int64))
+    assert likes[others].max() <= counts[-1]  # nothing left out ranks above the list's last post
+
+
+def test_overload_is_answered_with_the_fallback_and_logged_outside_the_experiment(
+    pg_url, tiny_store_dir, tiny_models, tiny_store, tmp_path
+):
+    server = _serve(
+        tmp_path,
+        pg_url,
+        tiny_store_dir,
+        tiny_models,
+        admission={"max_in_flight": 1, "shed_delay_ms": 0},
+        deadline_ms=0,  # on a busy machine a request may pass any deadline: this test is about shedding
+    )
+    try:
+        light = _hammer(server.url, tiny_store.user_ids, clients=1, each=20)
+        assert {r.headers["X-Recsys-Served-By"] for r in light} == {"model"}  # one client: nothing shed
+        probes: list[int] = []
+        done = threading.Event()
+
+        def probe() -> None:  # operations endpoints are never shed or queued behind recommendations
+            with httpx.Client(timeout=30) as http:
+                while not done.is_set():
+                    probes.extend(
+                        http.get(server.url + p).status_code for p in ("/health", "/ready", "/metrics")
+                    )
+
+        prober = threading.Thread(target=probe)
+        prober.start()
+        heavy = _hammer(server.url, tiny_store.user_ids, clients=12, each=40)
+        done.set()
+        prober.join()
+        metrics = httpx.get(server.url + "/metrics").text
+    finally:
+        server.stop()
+    assert probes and set(probes) == {200}
+    assert {r.status_code for r in heavy} == {200}
+    shed = [r for r in heavy if r.headers["X-Recsys-Served-By"] == "fallback:shed"]
+    served = [r for r in heavy if r.headers["X-Recsys-Served-By"] == "model"]
+    assert shed and served and len(shed) + len(served) == len(heavy)
+    for r in shed:
+        assert (
+            r.json()["served_by"] == "fallback:shed" and r.headers["X-Model-Version"] == "fallback:popularity"
+        )
+        _check_fallback_list(
+            tiny_store, int(r.request.url.params["id"]), [p["id"] for p in r.json()["recommendations"]]
+        )
+    assert f'recsys_shed_total{{overflow="fallback"}} {float(len(shed))}' in metrics
+    assert f'recsys_fallbacks_total{{reason="shed"}} {float(len(shed))}' in metrics
+    rows = read_frame(
+        connect(pg_url), "SELECT request_id, arm, in_experiment, model_version, served_by FROM exposures"
+    )
+    rows = rows.set_index("request_id")
+    assert len(rows) == len(light) + len(heavy)
+    logged = rows.loc[[r.headers["X-Request-ID"] for r in shed]]
+    assert (logged["served_by"] == "shed").all() and (logged["model_version"] == "fallback:popularity").all()
+    assert set(logged["in_experiment"].astype(str).str.lower()) <= {"f", "false", "0"}
+    assert list(logged["arm"]) == [r.headers["X-Exp-Group"] for r in shed]
+    assert rows.loc[[r.headers["X-Request-ID"] for r in served], "served_by"].isna().all()
+
+
+def test_overflow_503_says_when_to_retry_and_logs_nothing(
+    pg_url, tiny_store_dir, tiny_models, tiny_store, tmp_path
+):
+    server = _serve(
+        tmp_path,
+        pg_url,
+        tiny_store_dir,
+        tiny_models,
+        admission={"max_in_flight": 1, "overflow": "503", "retry_after_s": 2, "shed_delay_ms": 1},
+    )
+    try:
+        responses = _hammer(server.url, tiny_store.user_ids, clients=12, each=30)
+    finally:
+        server.stop()
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) == {200, 503}
+    for r in responses:
+        if r.status_code == 503:
+            assert r.headers["Retry-After"] == "2" and "retry after 2 s" in r.json()["detail"]
+    rows = read_frame(connect(pg_url), "SELECT COUNT(*) AS n FROM exposures")
+    assert rows["n"][0] == statuses.count(200)
+
+
+def test_a_ranker_past_the_deadline_yields_the_fallback(
+    pg_url, tiny_store_dir, tiny_models, tiny_store, tmp_path
+):
+    # 10 µs: no ranker answers within it (the request has waited longer than that to be parsed)
+    server = _serve(tmp_path, pg_url, tiny_store_dir, tiny_models, deadline_ms=0.01)
+    try:
+        responses = _hammer(server.url, tiny_store.user_ids, clients=2, each=10)
+        metrics = httpx.get(server.url + "/metrics").text
+    finally:
+        server.stop()
+    assert {r.status_code for r in responses} == {200}
+    assert {r.headers["X-Recsys-Served-By"] for r in responses} == {"fallback:deadline"}
+    assert 'recsys_fallbacks_total{reason="deadline"} 20.0' in metrics
+    rows = read_frame(connect(pg_url), "SELECT served_by FROM exposures")
+    assert list(rows["served_by"]) == ["deadline"] * 20
+
+
+def test_deadline_returns_on_time_and_the_late_ranker_keeps_its_slot():
+    admission = Admission(AdmissionSettings(max_in_flight=1))
+    deadline = Deadline(50, admission)
+    release = threading.Event()
+    started = time.perf_counter()
+    assert deadline.run(lambda: release.wait(10), started) is None
+    assert 0.04 < time.perf_counter() - started < 0.5
+    assert admission.late == 1 and admission.full()  # still running: counted against the bound
+    release.set()
+    for _ in range(100):
+        if admission.late == 0:
+            break
+        time.sleep(0.01)
+    assert admission.late == 0 and not admission.full()
+    assert deadline.run(lambda: 42, time.perf_counter()) == 42
+    with pytest.raises(KeyError):
+        deadline.run(lambda: {}["x"], time.perf_counter())
+    deadline.close()
