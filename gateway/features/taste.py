@@ -71,26 +71,34 @@ def fold_in(
     d = x.shape[1]
     outer = (x[:, :, None] * x[:, None, :]).reshape(len(x), d * d)
     theta = np.tile(model.prior_mean, (len(views), 1)) if start is None else start.copy()
+    n = len(theta)
+    lengths = np.asarray(STEP_LENGTHS)[1:, None, None]
+    diagonal = np.arange(d)
+    current = _objective(model, x, views, likes, theta)
     for _ in range(steps):
         p = expit(model.bias + theta @ x.T)
         grad = (likes - views * p) @ x - (theta - model.prior_mean) * model.prior_precision
         hessian = ((views * p * (1.0 - p)) @ outer).reshape(-1, d, d)
-        hessian[:, np.arange(d), np.arange(d)] += model.prior_precision
+        hessian[:, diagonal, diagonal] += model.prior_precision
         step = np.linalg.solve(hessian, grad[..., None])[..., 0]
-        # Safeguarded Newton: the best of a few step lengths, row by row, never a worse point.
-        candidates = np.stack([_objective(model, x, views, likes, theta + a * step) for a in STEP_LENGTHS])
+        # Safeguarded Newton: the best of a few step lengths, row by row, never a worse point
+        # (the trial points of all lengths scored in one pass).
+        scores = _objective(model, x, views, likes, theta + lengths * step)  # (lengths, rows)
+        candidates = np.vstack([current, scores])
         best = np.argmax(candidates, axis=0)
         theta += np.asarray(STEP_LENGTHS)[best][:, None] * step
+        current = candidates[best, np.arange(n)]
     if with_covariance:
         return theta, np.linalg.inv(hessian)
     return theta
 
 
 def _objective(model: TasteModel, x: np.ndarray, views, likes, theta: np.ndarray) -> np.ndarray:
-    """Log-posterior (up to a constant) of each row's user terms."""
+    """Log-posterior (up to a constant) of each row's user terms (``theta`` may carry leading
+    axes of trial points)."""
     eta = model.bias + theta @ x.T
-    loglik = (likes * eta - views * np.logaddexp(0.0, eta)).sum(axis=1)
-    return loglik - 0.5 * (((theta - model.prior_mean) ** 2) * model.prior_precision).sum(axis=1)
+    loglik = (likes * eta - views * np.logaddexp(0.0, eta)).sum(axis=-1)
+    return loglik - 0.5 * (((theta - model.prior_mean) ** 2) * model.prior_precision).sum(axis=-1)
 
 
 def fit_taste(
