@@ -44,10 +44,14 @@ def top_k(scores: np.ndarray, k: int, excluded: list[np.ndarray] | None = None) 
                 scores[row, items] = -np.inf
     k_eff = min(k, scores.shape[1])
     part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
-    order = np.take_along_axis(scores, part, axis=1)
-    # Stable ordering: by score descending, then by index ascending.
-    idx = np.lexsort((part, -order), axis=1)
-    best = np.take_along_axis(part, idx, axis=1)
+    # Ties go to the lower index, also at the k-th place (argpartition picks any of the tied):
+    # every index scoring at least the k-th best, by score descending, then index ascending.
+    threshold = np.take_along_axis(scores, part, axis=1).min(axis=1)
+    best = np.empty((scores.shape[0], k_eff), dtype=np.int64)
+    for row in range(scores.shape[0]):
+        candidates = np.flatnonzero(scores[row] >= threshold[row])
+        order = np.lexsort((candidates, -scores[row, candidates]))
+        best[row] = candidates[order[:k_eff]]
     best_scores = np.take_along_axis(scores, best, axis=1)
     return np.where(np.isneginf(best_scores), -1, best)
 

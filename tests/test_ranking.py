@@ -50,3 +50,13 @@ def test_top_k_expected_hit_uses_true_p_of_the_chosen_posts():
     best, hit = top_k_expected_hit(scores, truth, 2, [np.array([0]), np.array([], dtype=int)])
     assert best.tolist() == [[2, 1], [1, 2]]
     assert hit == pytest.approx([1 - (1 - 0.0) * (1 - 0.9), 1 - (1 - 0.2) * (1 - 0.3)])
+
+
+def test_top_k_gives_ties_at_the_kth_place_to_the_lower_index():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        scores = rng.integers(0, 4, (3, 40)).astype(float)  # many ties
+        best = top_k(scores, 5)
+        for row in range(3):
+            expected = np.lexsort((np.arange(40), -scores[row]))[:5]
+            np.testing.assert_array_equal(best[row], expected)
