@@ -35,8 +35,6 @@ def features_build(
         engine,
         features_dir or settings.paths.features_dir,
         seed=settings.training.seed,
-        validation_days=settings.training.validation_days,
-        evaluation_days=settings.training.evaluation_days,
         retrieval_index=settings.serving.retrieval_index,
     )
     console.print(f"feature store → {path}")

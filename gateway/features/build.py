@@ -75,26 +75,17 @@ def _fingerprint(*arrays: np.ndarray) -> str:
     return digest.hexdigest()[:10]
 
 
-def training_cutoff(day0: int, days: int, validation_days: int, evaluation_days: int) -> int:
-    """The end of the training window (``dataset.time_split``): the first second of validation;
-    the feed's end when the feed is too short to hold the two windows out."""
-    train_days = days - validation_days - evaluation_days
-    return day0 + (train_days if train_days >= 1 else days) * 86400
-
-
 def build_feature_store(
     engine: Engine,
     features_dir: Path,
     *,
     seed: int = 42,
-    validation_days: int = 7,
-    evaluation_days: int = 7,
     retrieval_index: str = "hnswlib",
 ) -> Path:
     """Build artifacts from the database into ``features_dir/<version>``; return that folder.
 
-    The retrieval index (candidate generation) sees only the training window (events before
-    the validation days)."""
+    The retrieval artifacts (candidate generation) are point in time like the features: each
+    day's popularity lists from the events before that day."""
     started = time.perf_counter()
     for name in Tables.SOURCE:
         if not table_exists(engine, name):
@@ -168,7 +159,7 @@ def build_feature_store(
             cluster=cluster,
             vectors=embedding,
             day0=day0,
-            cutoff=training_cutoff(day0, n_days, validation_days, evaluation_days),
+            cutoff=day0 + n_days * 86400,
             backend=retrieval_index,
         )
         np.savez(
@@ -205,4 +196,3 @@ def build_feature_store(
             shutil.rmtree(out)
     A.point_current(features_dir, version)
     return out
-

@@ -7,16 +7,16 @@ de-duplicated and stripped of the posts the user liked before the request time:
 * ``taste``: nearest neighbours of the user's taste vector among the post vectors, through a
   vector index (``exact`` | ``hnswlib`` | ``faiss``; one index per topic, so the topic filter
   is a choice of indexes, and a request without topic merges the per-topic neighbours by score);
+* ``popular``: the most-liked posts before the request's day (highest smoothed like rate, as
+  the ``post_ctr`` feature computes it): overall, or the request's topic's;
 * ``clusters``: the most-liked posts of the user's favourite text clusters;
-* ``popular``: the most-liked posts per topic before the request's day;
 * ``mood``: the posts most similar to the request's mood, when one is sent.
 
 The taste space is an interface (``TasteSpace``): today the posts' TF-IDF/SVD text vectors and
 the user's liked-text profile; latent factors can replace it without touching the rest.
 
 Point in time: the offline build (``build_retrieval``) sees only events before its cutoff
-(the end of the training window); the popularity lists of the days after the cutoff are the
-cutoff's. The user's taste and cluster likes are read from the store at the request time.
+(the store's end), and each day's popularity lists only the events before that day. The user's taste and cluster likes are read from the store at the request time.
 The per-post data are numpy arrays (no Python object per post), so a million posts fit.
 """
 
@@ -30,15 +30,16 @@ from typing import Protocol
 import numpy as np
 
 from gateway.features.artifacts import FeatureStoreError
+from gateway.features.definitions import POST_PRIOR_VIEWS
 
 BACKENDS = ("exact", "hnswlib", "faiss")
-POPULAR_DEPTH = 512  # most-liked posts kept per topic / cluster and day (a source asks for fewer)
+POPULAR_DEPTH = 1024  # most-liked posts kept per day: overall, per topic, per cluster
 FAVOURITE_CLUSTERS = 3
 HNSW_M, HNSW_EF_CONSTRUCTION = 16, 100
 RETRIEVAL_DIR = "retrieval"  # inside a feature-store version
 TABLES = "popular.npz"
 META = "retrieval.json"
-SHARES = {"taste": 0.5, "clusters": 0.25, "popular": 0.25}  # of serving.candidates
+SHARES = {"taste": 0.25, "clusters": 0.25, "popular": 0.5}  # of serving.candidates
 MOOD_SHARE = 0.25  # extra, when a mood is sent
 
 
@@ -202,13 +203,13 @@ class TextTaste:
 
 
 # -- the offline part: popularity tables before each day --------------------------------------
-def popular_lists(likes_before: np.ndarray, group: np.ndarray, n_groups: int, depth: int) -> np.ndarray:
+def popular_lists(rate_before: np.ndarray, group: np.ndarray, n_groups: int, depth: int) -> np.ndarray:
     """(days, groups, depth) post indices: per day, each group's most-liked posts before that
-    day, most liked first (ties: lower index first), padded with -1."""
-    days, n_posts = likes_before.shape
+    day (highest smoothed like rate first; ties: lower index first), padded with -1."""
+    days, n_posts = rate_before.shape
     out = np.full((days, n_groups, depth), -1, dtype=np.int32)
     for d in range(days):
-        order = np.lexsort((np.arange(n_posts), -likes_before[d], group))
+        order = np.lexsort((np.arange(n_posts), -rate_before[d], group))
         sorted_group = group[order]
         starts = np.searchsorted(sorted_group, np.arange(n_groups))
         ends = np.searchsorted(sorted_group, np.arange(n_groups), side="right")
@@ -218,16 +219,28 @@ def popular_lists(likes_before: np.ndarray, group: np.ndarray, n_groups: int, de
     return out
 
 
-def likes_before_cutoff(
-    post: np.ndarray, seconds: np.ndarray, like: np.ndarray, n_posts: int, day0: int, cutoff: int
+def counts_before_cutoff(
+    post: np.ndarray, seconds: np.ndarray, mask: np.ndarray, n_posts: int, day0: int, cutoff: int
 ) -> np.ndarray:
-    """(days up to the cutoff's + 1, posts) likes before the start of each day, counting only
-    likes strictly before ``cutoff``; row d = before day d."""
-    keep = like & (seconds < cutoff)
+    """(days up to the cutoff's + 1, posts) events (``mask``) before the start of each day,
+    counting only events strictly before ``cutoff``; row d = before day d."""
+    keep = mask & (seconds < cutoff)
     days = max(1, (cutoff - day0 + 86399) // 86400)
     day = (seconds[keep] - day0) // 86400
     daily = np.bincount(day * n_posts + post[keep], minlength=days * n_posts).reshape(days, n_posts)
     return np.vstack([np.zeros((1, n_posts), np.int32), np.cumsum(daily, axis=0).astype(np.int32)])
+
+
+def like_rate_before(events: dict[str, np.ndarray], n_posts: int, day0: int, cutoff: int) -> np.ndarray:
+    """(days, posts) like rate before each day, smoothed toward the rate before the cutoff as
+    the ``post_ctr`` feature is (``POST_PRIOR_VIEWS`` pseudo-views): what the rankers lean on most."""
+    post = np.asarray(events["post"], np.int64)
+    seconds = np.asarray(events["seconds"], np.int64)
+    like = np.asarray(events["like"], bool)
+    likes = counts_before_cutoff(post, seconds, like, n_posts, day0, cutoff)
+    views = counts_before_cutoff(post, seconds, ~like, n_posts, day0, cutoff)
+    prior = likes[-1].sum() / max(1, views[-1].sum())
+    return ((likes + POST_PRIOR_VIEWS * prior) / (views + POST_PRIOR_VIEWS)).astype(np.float32)
 
 
 def build_retrieval(
@@ -243,26 +256,20 @@ def build_retrieval(
     taste: str = TextTaste.name,
 ) -> dict:
     """Write the retrieval artifacts of a feature-store version into ``out/retrieval``: the
-    popularity tables from the events before ``cutoff``, one vector index per topic; return
-    the manifest entry."""
+    popularity tables from the events before ``cutoff`` (each day's from the events before that
+    day), one vector index per topic; return the manifest entry."""
     if backend not in BACKENDS:
         raise RetrievalError(f"unknown retrieval index {backend!r}: use {' | '.join(BACKENDS)}")
     folder = out / RETRIEVAL_DIR
     folder.mkdir(parents=True, exist_ok=True)
     n_posts = len(topic)
     n_topics, n_clusters = int(topic.max()) + 1, int(cluster.max()) + 1
-    likes = likes_before_cutoff(
-        np.asarray(events["post"], np.int64),
-        np.asarray(events["seconds"], np.int64),
-        np.asarray(events["like"], bool),
-        n_posts,
-        day0,
-        cutoff,
-    )
+    rate = like_rate_before(events, n_posts, day0, cutoff)
     np.savez(
         folder / TABLES,
-        topic=popular_lists(likes, topic, n_topics, POPULAR_DEPTH),
-        cluster=popular_lists(likes, cluster, n_clusters, POPULAR_DEPTH),
+        everything=popular_lists(rate, np.zeros(n_posts, np.int64), 1, POPULAR_DEPTH)[:, 0],
+        topic=popular_lists(rate, topic, n_topics, POPULAR_DEPTH),
+        cluster=popular_lists(rate, cluster, n_clusters, POPULAR_DEPTH),
     )
     for t in range(n_topics):
         build_index(backend, np.flatnonzero(topic == t), vectors).save(folder / f"topic-{t}.index")
@@ -271,7 +278,7 @@ def build_retrieval(
         "taste": taste,
         "cutoff": datetime_text(cutoff),
         "cutoff_seconds": int(cutoff),
-        "popular_days": int(likes.shape[0]),
+        "popular_days": int(rate.shape[0]),
         "posts": int(n_posts),
         "dims": int(vectors.shape[1]),
     }
@@ -299,6 +306,7 @@ class Retriever:
     meta: dict
     version: str
     indexes: list[VectorIndex]  # one per topic code
+    popular_all: np.ndarray  # (days, depth)
     popular_topic: np.ndarray  # (days, topics, depth)
     popular_cluster: np.ndarray  # (days, clusters, depth)
     day0: int
@@ -321,6 +329,7 @@ class Retriever:
                 meta=meta,
                 version=f"{store.version}/{meta['backend']}",
                 indexes=indexes,
+                popular_all=tables["everything"],
                 popular_topic=tables["topic"],
                 popular_cluster=tables["cluster"],
                 day0=int(store.manifest["day0"]),
@@ -364,8 +373,9 @@ class Retriever:
             )
         else:
             popular_n += round(n * cluster_share)
-        per_topic = -(-popular_n // len(topics))
-        found["popular"] = self.popular_topic[day, topics, :per_topic].ravel()
+        found["popular"] = (
+            self.popular_all[day, :popular_n] if topic is None else self.popular_topic[day, topic, :popular_n]
+        )
         if mood is not None:
             found["mood"] = _top_of(mood, max(1, round(n * MOOD_SHARE)), store.posts["topic"], topic)
         union = np.unique(np.concatenate([f.astype(np.int64) for f in found.values()]))

@@ -15,7 +15,8 @@ from gateway.features.retrieval import (
     build_index,
     build_retrieval,
     candidate_recall,
-    likes_before_cutoff,
+    counts_before_cutoff,
+    like_rate_before,
 )
 
 DAY = 86400
@@ -82,6 +83,7 @@ def test_an_index_built_at_a_date_contains_nothing_from_after_it(tiny_store, tmp
     events, topic, cluster = tiny_store.events, tiny_store.posts["topic"], tiny_store.posts["cluster"]
     day0 = tiny_store.manifest["day0"]
     cutoff = day0 + 40 * DAY
+
     def build(folder: str, log: dict) -> dict:
         return build_retrieval(
             tmp_path / folder,
@@ -106,19 +108,23 @@ def test_an_index_built_at_a_date_contains_nothing_from_after_it(tiny_store, tmp
     changed["like"][after] = True
     build("b", changed)
     a, b = (np.load(tmp_path / d / RETRIEVAL_DIR / TABLES) for d in ("a", "b"))
-    for table in ("topic", "cluster"):
+    for table in ("everything", "topic", "cluster"):
         assert np.array_equal(a[table], b[table])
     # and the counts behind them are exactly the likes before each day (and before the cutoff)
-    likes = likes_before_cutoff(events["post"], events["seconds"], events["like"], len(topic), day0, cutoff)
+    liked = events["like"].astype(bool)
+    likes = counts_before_cutoff(events["post"], events["seconds"], liked, len(topic), day0, cutoff)
     day = 20
     expected = np.bincount(
-        events["post"][events["like"] & (events["seconds"] < day0 + day * DAY)], minlength=len(topic)
+        events["post"][liked & (events["seconds"] < day0 + day * DAY)], minlength=len(topic)
     )
     assert np.array_equal(likes[day], expected)
     assert np.array_equal(likes[-1], before_counts)
-    top_movie = a["topic"][day, 0]
-    counts = expected[top_movie[top_movie >= 0]]
-    assert (np.diff(counts) <= 0).all()
+    # each day's lists are ordered by the smoothed like rate before that day
+    rate = like_rate_before(events, len(topic), day0, cutoff)[day]
+    best = a["everything"][day]
+    assert (np.diff(rate[best[best >= 0]]) <= 0).all() and rate[best[0]] == rate.max()
+    movie = a["topic"][day, 0]
+    assert (topic[movie[movie >= 0]] == 0).all()
 
 
 def test_candidate_recall_on_a_hand_built_case():
