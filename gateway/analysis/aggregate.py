@@ -369,3 +369,68 @@ def engagement(engine: Engine, scope: Scope, *, window_seconds: float) -> pd.Dat
     for column in ("user_id", "likes", "views"):
         frame[column] = frame[column].astype("int64")
     return frame
+
+
+LIST_SAMPLE = 100_000
+"""Served lists read for diversity and coverage: about this many requests (a sample of users)."""
+
+
+def _served_top_k(engine: Engine) -> tuple[str, str]:
+    """FROM-clause fragment unnesting ``x.post_ids`` (a JSON list) and the condition keeping the first k."""
+    if _postgres(engine):
+        return (
+            "CROSS JOIN LATERAL json_array_elements_text(x.post_ids::json) WITH ORDINALITY AS p(value, pos)",
+            "p.pos <= :k",
+        )
+    return "JOIN json_each(x.post_ids) AS p", "p.key < :k"
+
+
+def served_lists(
+    engine: Engine, scope: Scope, *, requests: int, k: int = K
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Topic diversity and catalogue coverage of the served top ``k``, on the users whose
+    ``user_id`` is divisible by m (about ``LIST_SAMPLE`` requests of ``requests``; all when fewer):
+
+    * per (arm, user): ``lists`` and ``topics`` (Σ over their requests of the distinct topics
+      in the top k), for a user-clustered ratio;
+    * per arm: ``posts`` (distinct posts served in the top k) and ``catalogue`` (posts in the
+      catalogue), for coverage.
+    """
+    require_exposures(engine)
+    if not table_exists(engine, Tables.POSTS):
+        return pd.DataFrame(columns=["arm", "user_id", "lists", "topics"]), pd.DataFrame(
+            columns=["arm", "posts", "catalogue"]
+        )
+    where, params = scope.where("x")
+    step = max(1, int(requests) // LIST_SAMPLE)
+    unnest, keep = _served_top_k(engine)
+    params |= {"interleaved": INTERLEAVED, "k": k, "step": step}
+    served = f"""
+        WITH s AS (
+            SELECT x.request_id, x.arm, x.user_id, CAST(p.value AS INTEGER) AS post_id
+            FROM {Tables.EXPOSURES} x {unnest}
+            WHERE {where} AND x.arm <> :interleaved AND MOD(x.user_id, :step) = 0 AND {keep}
+        )
+    """
+    per_user = _read(
+        engine,
+        served
+        + f"""
+        , t AS (
+            SELECT s.request_id, s.arm, s.user_id, COUNT(DISTINCT q.topic) AS topics
+            FROM s JOIN {Tables.POSTS} q ON q.post_id = s.post_id GROUP BY s.request_id, s.arm, s.user_id
+        )
+        SELECT arm, user_id, COUNT(*) AS lists, SUM(topics) AS topics FROM t GROUP BY arm, user_id
+        """,
+        params,
+    )
+    coverage = _read(
+        engine,
+        served
+        + f"SELECT arm, COUNT(DISTINCT post_id) AS posts, (SELECT COUNT(*) FROM {Tables.POSTS}) AS catalogue "
+        "FROM s GROUP BY arm",
+        params,
+    )
+    per_user["user_id"] = per_user["user_id"].astype("int64")
+    per_user.attrs["sample_step"] = step
+    return per_user, coverage

@@ -7,7 +7,11 @@ Metrics (``METRICS``; each per arm, the user the unit):
   user's requests as a latency histogram, ``aggregate.latency_histogram``); lower is better;
 * ``likes_per_view``: Σ likes / Σ views in the feed during the experiment (delta method);
   higher is better;
-* ``user_hitrate@5``: the mean of per-user hit rates (Welch); higher is better.
+* ``user_hitrate@5``: the mean of per-user hit rates (Welch); higher is better;
+* ``topic_diversity``: distinct topics per served top 5, Σ over a user's requests / their
+  requests (delta method, on a sample of users, ``aggregate.served_lists``); higher is better;
+* ``catalogue_coverage``: each arm's share of the catalogue served in the top 5 (one number per
+  arm, on the same sample: descriptive, not tested).
 
 A **guardrail** (config.yaml ``analysis.guardrails``) is a one-sided non-inferiority test: the
 treatment may not be worse than control by more than ``margin`` (a fraction of control when
@@ -34,6 +38,7 @@ LOWER_IS_BETTER = {
     "latency_p99": True,
     "likes_per_view": False,
     "user_hitrate@5": False,
+    "topic_diversity": False,
 }
 METRICS = tuple(LOWER_IS_BETTER)
 BOOTSTRAP_RESAMPLES = 400
@@ -132,10 +137,27 @@ def _finite(x) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
 
-def secondary(control: ArmMetrics, treatment: ArmMetrics, *, seed: int = 0) -> list[dict]:
-    """Every metric of ``METRICS``, treatment − control, two-sided, Holm-adjusted across them."""
+def secondary(
+    control: ArmMetrics,
+    treatment: ArmMetrics,
+    *,
+    diversity: tuple[RatioStatistic, RatioStatistic] | None = None,
+    coverage: tuple[float, float] | None = None,
+    seed: int = 0,
+) -> list[dict]:
+    """Every metric of ``METRICS``, treatment − control, two-sided, Holm-adjusted across them.
+
+    ``diversity``: each arm's distinct topics per served top 5 (Σ topics / Σ lists per user, on
+    a sample of users); ``coverage``: each arm's share of the catalogue served (descriptive, no
+    test: one number per arm, not a per-user quantity)."""
     rows = []
     for metric in METRICS:
+        if metric == "topic_diversity":
+            if diversity is not None:
+                rows.append(
+                    _ratio_row(metric, *diversity, "delta method on per-user sums (a sample of users)")
+                )
+            continue
         if metric == "latency_p99":
             if (
                 control.requests.sum() == 0
@@ -153,26 +175,39 @@ def secondary(control: ArmMetrics, treatment: ArmMetrics, *, seed: int = 0) -> l
                 }
             )
             continue
-        c, t = control.statistic(metric), treatment.statistic(metric)
-        result = two_sided_ttest(c, t)
-        row = {
-            "metric": metric,
-            "control": _finite(c.mean),
-            "test": _finite(t.mean),
-            "absolute": _finite(result.absolute),
-            "ci95_absolute": [_finite(x) for x in result.ci95_absolute],
-            "p_value": float(result.p_value),
-            "method": "delta method on per-user sums"
-            if metric != "user_hitrate@5"
-            else "Welch on per-user rates",
-        }
-        if result.message:
-            row["message"] = result.message
-        rows.append(row)
+        method = "delta method on per-user sums" if metric != "user_hitrate@5" else "Welch on per-user rates"
+        rows.append(_ratio_row(metric, control.statistic(metric), treatment.statistic(metric), method))
     for row, p in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
         row["p_value_adjusted"] = p
         row["correction"] = "holm across secondary metrics"
+    if coverage is not None:
+        rows.append(
+            {
+                "metric": "catalogue_coverage",
+                "control": coverage[0],
+                "test": coverage[1],
+                "absolute": coverage[1] - coverage[0],
+                "p_value": None,
+                "method": "share of the catalogue in the served top 5 (a sample of users); descriptive",
+            }
+        )
     return rows
+
+
+def _ratio_row(metric: str, c, t, method: str) -> dict:
+    result = two_sided_ttest(c, t)
+    row = {
+        "metric": metric,
+        "control": _finite(c.mean),
+        "test": _finite(t.mean),
+        "absolute": _finite(result.absolute),
+        "ci95_absolute": [_finite(x) for x in result.ci95_absolute],
+        "p_value": float(result.p_value),
+        "method": method,
+    }
+    if result.message:
+        row["message"] = result.message
+    return row
 
 
 def guardrails(
@@ -181,16 +216,18 @@ def guardrails(
     rules: Sequence,
     secondary_rows: list[dict],
     alpha: float = 0.05,
+    stats: dict | None = None,
 ) -> list[dict]:
     """One row per rule (``metric``, ``margin``, ``relative``): ``metric``, ``control``, ``test``,
     ``absolute``, ``ci95_absolute``, ``margin``, ``status`` (and ``p_value``, Holm across rules)."""
     by_metric = {r["metric"]: r for r in secondary_rows}
+    stats = stats or {}
     rows = []
     for rule in rules:
         if rule.metric not in LOWER_IS_BETTER:
             raise ValueError(f"unknown guardrail metric {rule.metric!r}: use one of {', '.join(METRICS)}")
         lower_better = LOWER_IS_BETTER[rule.metric]
-        seen = by_metric[rule.metric]
+        seen = by_metric.get(rule.metric, {"message": "not measured (no catalogue table)"})
         base = seen.get("control")
         row = {k: seen.get(k) for k in ("control", "test", "absolute", "ci95_absolute")}
         row = {"metric": rule.metric, **row, "margin": rule.margin, "relative": rule.relative}
@@ -205,9 +242,13 @@ def guardrails(
             ok = upper < threshold if lower_better else lower > threshold
             p = 0.0 if ok else 1.0  # the bootstrap gives a bound, not an exact p-value
         else:
-            test = non_inferiority_test(
+            pair = stats.get(rule.metric) or (
                 control.statistic(rule.metric),
                 treatment.statistic(rule.metric),
+            )
+            test = non_inferiority_test(
+                pair[0],
+                pair[1],
                 rule.margin,
                 higher_is_better=not lower_better,
                 relative=rule.relative,

@@ -30,6 +30,7 @@ from gateway.analysis.aggregate import (
     pre_period,
     require_exposures,
     served_by_arm,
+    served_lists,
     user_groups,
     user_sums,
 )
@@ -44,6 +45,7 @@ from gateway.analysis.decision import (
 from gateway.analysis.guardrails import ArmMetrics, guardrails, secondary
 from gateway.analysis.sequential import DEFAULT_TUNING
 from gateway.analysis.srm import srm_check, srm_over_groups
+from gateway.analysis.statistics import RatioStatistic
 from gateway.assignment import Experiment
 from gateway.config import Settings
 from gateway.storage import read_frame
@@ -309,8 +311,18 @@ def _secondary_and_guardrails(
         )
 
     c, t = arm(control), arm(treatment)
-    rows = secondary(c, t)
-    return rows, guardrails(c, t, rules, rows)
+    lists, coverage = served_lists(engine, scope, requests=int(sums["requests"].sum()))
+    lists = lists[~lists["user_id"].isin(excluded)]
+    diversity = None
+    if (lists["arm"] == control).any() and (lists["arm"] == treatment).any():
+        diversity = tuple(
+            RatioStatistic.from_values(g["topics"], g["lists"])
+            for g in (lists[lists["arm"] == a] for a in (control, treatment))
+        )
+    shares = {str(r.arm): r.posts / r.catalogue for r in coverage.itertuples(index=False) if r.catalogue}
+    covered = (shares[control], shares[treatment]) if control in shares and treatment in shares else None
+    rows = secondary(c, t, diversity=diversity, coverage=covered)
+    return rows, guardrails(c, t, rules, rows, stats={"topic_diversity": diversity} if diversity else None)
 
 
 def _adjust_slices(slices: dict[str, dict]) -> None:
