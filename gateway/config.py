@@ -158,6 +158,7 @@ class ServingSettings(Section):
         if value not in ("exact", "hnswlib", "faiss"):
             raise ValueError(f"unknown retrieval_index {value!r}: use exact, hnswlib or faiss")
         return value
+
     admission: AdmissionSettings = AdmissionSettings()
     # A ranker that has not answered this long after the request arrived yields the popularity
     # fallback (counted); 0 = wait for it.
@@ -197,7 +198,7 @@ class GuardrailSettings(Section):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, value: str) -> str:
-        known = ("latency_mean", "latency_p99", "likes_per_view", "user_hitrate@5")
+        known = ("latency_mean", "latency_p99", "likes_per_view", "user_hitrate@5", "topic_diversity")
         if value not in known:
             raise ValueError(f"unknown guardrail metric {value!r}: use one of {', '.join(known)}")
         return value

@@ -13,6 +13,7 @@ and its replay.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -138,7 +139,7 @@ class Exposure:
     served_by: str | None = None
 
     def to_row(self) -> dict:
-        row = asdict(self)
+        row = dict(self.__dict__)  # shallow: the lists are replaced by their JSON just below
         row["post_ids"] = json.dumps(self.post_ids)
         for key in ("teams", "model_versions"):
             row[key] = None if row[key] is None else json.dumps(row[key])
@@ -252,9 +253,16 @@ class WriterStats:
     written: int = 0
     spilled: int = 0
     replayed: int = 0
-    dropped: int = 0
+    dropped: int = 0  # rows neither written nor spilled (the spill directory could not be written)
+    journal_errors: int = 0  # submissions the crash journal could not record
     degraded: bool = False
     last_error: str | None = None
+    disk_error: str | None = None  # the spill directory's last failure (full, read-only, missing)
+
+    @property
+    def unhealthy(self) -> bool:
+        """The database fails (rows go to the spill) or the spill directory does."""
+        return self.degraded or self.disk_error is not None
 
 
 class ExposureWriter:
@@ -285,15 +293,19 @@ class ExposureWriter:
         self.sink = sink
         self.record = record
         self.spill_path = Path(spill_path)
-        self.spill_path.parent.mkdir(parents=True, exist_ok=True)
+        self.stats = WriterStats()
+        try:
+            self.spill_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # serve anyway: rows the database refuses are then dropped, counted
+            self._disk_failed(exc, "cannot create the spill directory")
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.queue: queue.Queue[Exposure] = queue.Queue(maxsize=max_queue)
-        self.stats = WriterStats()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards the spill file
         self._journal_lock = threading.Lock()
         self._journal_seq = 0
+        self._journaling = journal
         self._journal = self._open_journal() if journal else None
         self._rotate_every = rotate_every
         self._last_rotation = time.monotonic()
@@ -304,17 +316,30 @@ class ExposureWriter:
         return self.spill_path.with_name(f"journal-{os.getpid()}-{seq}.jsonl")
 
     def _open_journal(self):
+        """The next journal file, or None (counted, logged) when the directory cannot take it."""
         self._journal_seq += 1
-        return self.journal_path(self._journal_seq).open("a")
+        try:
+            return self.journal_path(self._journal_seq).open("a")
+        except OSError as exc:
+            self._disk_failed(exc, "crash journal off")
+            return None
+
+    def _disk_failed(self, exc: OSError, what: str) -> None:
+        message = f"{what}: {type(exc).__name__}: {exc}"
+        if self.stats.disk_error != message:
+            log.error("exposure log degraded, %s (%s)", what, self.spill_path.parent)
+        self.stats.disk_error = message
 
     def _rotate_journal(self) -> None:
         """New submissions go to a new file; the old one is deleted once its entries are safe."""
-        if self._journal is None:
+        if not self._journaling:
             return
         with self._journal_lock:
             old, old_path = self._journal, self.journal_path(self._journal_seq)
             self._journal = self._open_journal()
-        old.close()
+        if old is not None:
+            with contextlib.suppress(OSError):  # a full disk fails the close's flush
+                old.close()
         while batch := self._drain(self.batch_size):  # everything submitted before the rotation
             self._write(batch)
         old_path.unlink(missing_ok=True)
@@ -329,8 +354,12 @@ class ExposureWriter:
         queue is full, spills it)."""
         if journal and self._journal is not None:
             with self._journal_lock:
-                self._journal.write(exposure.to_json() + "\n")
-                self._journal.flush()
+                try:
+                    self._journal.write(exposure.to_json() + "\n")
+                    self._journal.flush()
+                except OSError as exc:  # a full or failing disk: serve on, without the journal line
+                    self.stats.journal_errors += 1
+                    self._disk_failed(exc, "crash journal write failed")
         try:
             self.queue.put_nowait(exposure)
             self.stats.enqueued += 1
@@ -348,10 +377,16 @@ class ExposureWriter:
         return batch
 
     def _spill(self, batch: list[Exposure]) -> None:
-        with self._lock, self.spill_path.open("a") as f:
-            for e in batch:
-                f.write(e.to_json() + "\n")
-            f.flush()
+        """Append to the spill file; if the disk refuses (full, read-only), drop and count."""
+        try:
+            with self._lock, self.spill_path.open("a") as f:
+                for e in batch:
+                    f.write(e.to_json() + "\n")
+                f.flush()
+        except OSError as exc:
+            self.stats.dropped += len(batch)
+            self._disk_failed(exc, f"could not spill {len(batch)} rows, dropped")
+            return
         self.stats.spilled += len(batch)
 
     def _write(self, batch: list[Exposure]) -> bool:
@@ -425,8 +460,10 @@ class ExposureWriter:
         self.replay_spill()
         if self._journal is not None:  # everything is written or spilled: the journal is done
             with self._journal_lock:
-                self._journal.close()
-                self.journal_path(self._journal_seq).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # a full disk fails the close's flush
+                    self._journal.close()
+                with contextlib.suppress(OSError):
+                    self.journal_path(self._journal_seq).unlink(missing_ok=True)
                 self._journal = None
 
     def flush(self, timeout: float = 10.0) -> None:

@@ -21,10 +21,11 @@ window's edge. PostgreSQL compares timestamps directly.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
 from gateway.assignment import INTERLEAVED
 from gateway.ranking import K
@@ -65,6 +66,38 @@ class Scope:
         return " AND ".join(clauses), params
 
 
+USER_SUM_COLUMNS = (
+    "slice", "arm", "user_id", "requests", "hits", "latency_sum",
+    "first_request", "last_request",
+)  # fmt: skip
+
+
+def _read(engine: Engine, sql: str, params: dict, parse_dates=()) -> pd.DataFrame:
+    """``read_frame`` for the heavy aggregations: on PostgreSQL with memory for in-memory hash
+    joins and sorts (server side, this transaction only) and without JIT, whose compile time
+    costs more than it saves on one-off queries."""
+    if not _postgres(engine):
+        return read_frame(engine, sql, params=params, parse_dates=parse_dates)
+    with engine.connect() as conn:
+        conn.execute(text("SET LOCAL work_mem = '256MB'"))
+        conn.execute(text("SET LOCAL jit = off"))
+        frame = pd.read_sql_query(text(sql), conn, params=params)
+    for name in parse_dates:
+        frame[name] = pd.to_datetime(frame[name], format="ISO8601")
+    return frame
+
+
+def time_range(engine: Engine, scope: Scope) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """First and last request time of the A/B arms in ``scope`` (None, None when it has none)."""
+    where, params = scope.where()
+    sql = f"SELECT MIN(request_time) AS lo, MAX(request_time) AS hi FROM {Tables.EXPOSURES} WHERE {where} AND arm <> :interleaved"
+    frame = read_frame(engine, sql, params=params | {"interleaved": INTERLEAVED})
+    lo, hi = frame["lo"].iloc[0], frame["hi"].iloc[0]
+    if lo is None or pd.isna(lo):
+        return None, None
+    return pd.Timestamp(lo), pd.Timestamp(hi)
+
+
 def _sql_time(value: pd.Timestamp) -> str:
     text = f"{value:%Y-%m-%d %H:%M:%S}"
     return text + (f".{value.microsecond:06d}" if value.microsecond else "")
@@ -88,6 +121,13 @@ def _in_first_k(engine: Engine, post: str, posts: str) -> str:
     if _postgres(engine):
         return f"{post} = ANY ((string_to_array(btrim({posts}, '[] '), ','))[1:(:k)]::integer[])"
     return f"EXISTS (SELECT 1 FROM json_each({posts}) AS p WHERE p.key < :k AND CAST(p.value AS INTEGER) = {post})"
+
+
+def _bucket(engine: Engine, column: str) -> str:
+    """The ``:window``-second time bucket of a timestamp column (an integer)."""
+    if _postgres(engine):
+        return f"CAST(floor(extract(epoch FROM {column}) / :window) AS BIGINT)"
+    return f"CAST({_epoch(engine, column)} / :window AS INTEGER)"
 
 
 def _inside_window(engine: Engine, like: str, request: str) -> str:
@@ -124,41 +164,49 @@ def user_sums(
     """One row per (slice, arm, user) of the A/B arms: requests, hits, latency sums, first and last request.
 
     Columns: ``slice`` (``'all'`` without ``by``), ``arm``, ``user_id``, ``requests``, ``hits``,
-    ``latency_sum``, ``latency_sum_squares``, ``first_request``, ``last_request``. Interleaved
+    ``latency_sum``, ``first_request``, ``last_request``. Interleaved
     requests are not A/B requests and are left out.
     """
     require_exposures(engine)
     where, params = scope.where()
-    inside = _inside_window(engine, 'f."timestamp"', "e.request_time")
-    # Likes outside [first request, last request + window] cannot be hits: a constant filter
-    # that keeps the pre-period's likes out of the join.
-    upper = (
-        "(SELECT MAX(request_time) FROM e) + make_interval(secs => :window)"
-        if _postgres(engine)
-        else "datetime((SELECT MAX(request_time) FROM e), '+' || CAST(CAST(:window AS INTEGER) + 1 AS TEXT) || ' seconds')"
-    )
+    x_where, _ = scope.where("x")
+    inside = _inside_window(engine, 'f."timestamp"', "x.request_time")
+    # Likes outside [first request, last request + window] cannot be hits: constant bounds keep
+    # the pre-period's likes out of the join (and give the planner a fair estimate).
+    first, last = time_range(engine, scope)
+    if first is None:
+        return pd.DataFrame(columns=[*USER_SUM_COLUMNS])
+    params |= {"first": _sql_time(first), "last": _sql_time(last + pd.Timedelta(seconds=window_seconds + 1))}
+    # Each like is matched only with the requests of its user in its own or the previous time
+    # bucket of ``window`` seconds (a like inside (t, t + window] is in t's bucket or the next),
+    # so the join's hash key is (user, bucket), not the user alone.
+    like_bucket, request_bucket = _bucket(engine, 'f."timestamp"'), _bucket(engine, "x.request_time")
+    slice_ = _slice_expression(engine, by)
     sql = f"""
-        WITH e AS (
-            SELECT request_id, user_id, arm, request_time, post_ids, latency_ms, model_version,
-                   {_slice_expression(engine, by)} AS slice
-            FROM {Tables.EXPOSURES}
-            WHERE {where} AND arm <> :interleaved
+        WITH l AS (
+            SELECT f.user_id, f.post_id, f."timestamp", {like_bucket} - d.shift AS bucket
+            FROM {Tables.FEED} f CROSS JOIN (SELECT 0 AS shift UNION ALL SELECT 1 AS shift) d
+            WHERE f.action = 'like' AND f."timestamp" > :first AND f."timestamp" <= :last
         ),
         h AS (
-            SELECT DISTINCT e.request_id FROM e
-            JOIN {Tables.FEED} f ON f.user_id = e.user_id
-                AND f."timestamp" > (SELECT MIN(request_time) FROM e) AND f."timestamp" <= {upper}
-            WHERE f.action = 'like' AND {inside} AND {_in_first_k(engine, "f.post_id", "e.post_ids")}
+            SELECT DISTINCT x.request_id, {slice_} AS slice, x.arm, x.user_id FROM {Tables.EXPOSURES} x
+            JOIN l f ON f.user_id = x.user_id AND f.bucket = {request_bucket}
+            WHERE {x_where} AND x.arm <> :interleaved
+              AND {inside} AND {_in_first_k(engine, "f.post_id", "x.post_ids")}
+        ),
+        hu AS (SELECT slice, arm, user_id, COUNT(*) AS hits FROM h GROUP BY slice, arm, user_id),
+        r AS (
+            SELECT {slice_} AS slice, arm, user_id, COUNT(*) AS requests, SUM(latency_ms) AS latency_sum,
+                   MIN(request_time) AS first_request, MAX(request_time) AS last_request
+            FROM {Tables.EXPOSURES} WHERE {where} AND arm <> :interleaved
+            GROUP BY 1, arm, user_id
         )
-        SELECT e.slice, e.arm, e.user_id, COUNT(*) AS requests, COUNT(h.request_id) AS hits,
-               SUM(e.latency_ms) AS latency_sum, SUM(e.latency_ms * e.latency_ms) AS latency_sum_squares,
-               MIN(e.request_time) AS first_request, MAX(e.request_time) AS last_request,
-               MIN(e.model_version) AS first_version, MAX(e.model_version) AS last_version
-        FROM e LEFT JOIN h ON h.request_id = e.request_id
-        GROUP BY e.slice, e.arm, e.user_id
+        SELECT r.slice, r.arm, r.user_id, r.requests, COALESCE(hu.hits, 0) AS hits, r.latency_sum,
+               r.first_request, r.last_request
+        FROM r LEFT JOIN hu ON hu.slice = r.slice AND hu.arm = r.arm AND hu.user_id = r.user_id
     """
     params |= {"interleaved": INTERLEAVED, "k": k, "window": float(window_seconds)}
-    frame = read_frame(engine, sql, params=params, parse_dates=["first_request", "last_request"])
+    frame = _read(engine, sql, params, parse_dates=["first_request", "last_request"])
     for column in ("requests", "hits", "user_id"):
         frame[column] = frame[column].astype("int64")
     frame["slice"] = frame["slice"].astype(str)
@@ -192,7 +240,7 @@ def pre_period(engine: Engine, experiment: str, days: float) -> pd.DataFrame:
         GROUP BY u.user_id, u.first_exposure
     """
     params["pre_seconds"] = float(days) * 86400.0
-    frame = read_frame(engine, sql, params=params, parse_dates=["first_exposure"])
+    frame = _read(engine, sql, params, parse_dates=["first_exposure"])
     for column in ("user_id", "pre_likes", "pre_views"):
         frame[column] = frame[column].astype("int64")
     return frame
@@ -238,11 +286,11 @@ def served_by_arm(engine: Engine, scope: Scope) -> pd.DataFrame:
 
 
 def model_versions(engine: Engine, scope: Scope) -> pd.DataFrame:
-    """Per (arm, model version) of the A/B arms: users, requests, first and last request time."""
+    """Per (arm, model version) of the A/B arms: requests, first and last request time."""
     require_exposures(engine)
     where, params = scope.where()
     sql = (
-        "SELECT arm, model_version, COUNT(DISTINCT user_id) AS users, COUNT(*) AS requests, "
+        "SELECT arm, model_version, COUNT(*) AS requests, "
         "MIN(request_time) AS first_request, MAX(request_time) AS last_request "
         f"FROM {Tables.EXPOSURES} WHERE {where} AND arm <> :interleaved GROUP BY arm, model_version "
         "ORDER BY MIN(request_time), arm"
@@ -255,22 +303,37 @@ LATENCY_BUCKET = 1.02
 """Latency histograms: buckets 2 % wide (a quantile read from them is within 2 % of the exact one)."""
 
 
-def latency_histogram(engine: Engine, scope: Scope) -> pd.DataFrame:
-    """Per (arm, user, latency bucket) of the A/B arms: ``latency`` (the bucket's lower edge, ms) and ``requests``.
+def latency_histogram(engine: Engine, scope: Scope, *, requests: int, tail: float = 0.9) -> pd.DataFrame:
+    """Per (arm, user, latency bucket) of the A/B arms, for the requests at or above a cut-off near
+    the ``tail`` quantile of their latencies: ``latency`` (the bucket's lower edge, ms), ``requests``.
 
-    Enough for a quantile of per-request latency bootstrapped over users, without reading
-    every request: a user contributes one row per distinct bucket.
+    A quantile above the cut-off (p99) bootstrapped over users needs only these rows and each
+    user's total requests (``requests`` is the A/B arms' total, from ``user_sums``). The cut-off
+    is the lowest arm's ``tail`` quantile in a sample of about 100,000 requests (users with
+    ``user_id`` divisible by m).
     """
     require_exposures(engine)
     where, params = scope.where()
+    step = max(1, int(requests) // 100_000)
+    params |= {"interleaved": INTERLEAVED, "base": LATENCY_BUCKET, "step": step}
+    sample = f"FROM {Tables.EXPOSURES} WHERE {where} AND arm <> :interleaved AND MOD(user_id, :step) = 0"
+    counts = read_frame(engine, f"SELECT arm, COUNT(*) AS n {sample} GROUP BY arm", params=params)
+    cuts = []
+    for arm, n in zip(counts["arm"], counts["n"], strict=True):  # the lowest arm's tail sets the cut
+        cut = read_frame(
+            engine,
+            f"SELECT latency_ms {sample} AND arm = :arm ORDER BY latency_ms LIMIT 1 OFFSET :offset",
+            params=params | {"arm": arm, "offset": int(max(0, math.floor(tail * int(n)) - 1))},
+        )
+        cuts += [float(cut["latency_ms"].iloc[0])] if len(cut) else []
+    params["cut"] = min(cuts, default=0.0)
+    bucket = "FLOOR(LN(CASE WHEN latency_ms > 0.01 THEN latency_ms ELSE 0.01 END) / LN(:base))"
     sql = f"""
-        SELECT arm, user_id, FLOOR(LN(CASE WHEN latency_ms > 0.01 THEN latency_ms ELSE 0.01 END) / LN(:base)) AS b,
-               COUNT(*) AS requests
-        FROM {Tables.EXPOSURES} WHERE {where} AND arm <> :interleaved
-        GROUP BY arm, user_id, FLOOR(LN(CASE WHEN latency_ms > 0.01 THEN latency_ms ELSE 0.01 END) / LN(:base))
+        SELECT arm, user_id, {bucket} AS b, COUNT(*) AS requests
+        FROM {Tables.EXPOSURES} WHERE {where} AND arm <> :interleaved AND latency_ms >= :cut
+        GROUP BY arm, user_id, {bucket}
     """
-    params |= {"interleaved": INTERLEAVED, "base": LATENCY_BUCKET}
-    frame = read_frame(engine, sql, params=params)
+    frame = _read(engine, sql, params)
     frame["latency"] = LATENCY_BUCKET ** frame["b"].astype(float)
     frame["user_id"] = frame["user_id"].astype("int64")
     return frame.drop(columns="b")
@@ -302,7 +365,72 @@ def engagement(engine: Engine, scope: Scope, *, window_seconds: float) -> pd.Dat
         GROUP BY u.user_id
     """
     params |= {"interleaved": INTERLEAVED, "window": float(window_seconds)}
-    frame = read_frame(engine, sql, params=params)
+    frame = _read(engine, sql, params)
     for column in ("user_id", "likes", "views"):
         frame[column] = frame[column].astype("int64")
     return frame
+
+
+LIST_SAMPLE = 100_000
+"""Served lists read for diversity and coverage: about this many requests (a sample of users)."""
+
+
+def _served_top_k(engine: Engine) -> tuple[str, str]:
+    """FROM-clause fragment unnesting ``x.post_ids`` (a JSON list) and the condition keeping the first k."""
+    if _postgres(engine):
+        return (
+            "CROSS JOIN LATERAL json_array_elements_text(x.post_ids::json) WITH ORDINALITY AS p(value, pos)",
+            "p.pos <= :k",
+        )
+    return "JOIN json_each(x.post_ids) AS p", "p.key < :k"
+
+
+def served_lists(
+    engine: Engine, scope: Scope, *, requests: int, k: int = K
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Topic diversity and catalogue coverage of the served top ``k``, on the users whose
+    ``user_id`` is divisible by m (about ``LIST_SAMPLE`` requests of ``requests``; all when fewer):
+
+    * per (arm, user): ``lists`` and ``topics`` (Σ over their requests of the distinct topics
+      in the top k), for a user-clustered ratio;
+    * per arm: ``posts`` (distinct posts served in the top k) and ``catalogue`` (posts in the
+      catalogue), for coverage.
+    """
+    require_exposures(engine)
+    if not table_exists(engine, Tables.POSTS):
+        return pd.DataFrame(columns=["arm", "user_id", "lists", "topics"]), pd.DataFrame(
+            columns=["arm", "posts", "catalogue"]
+        )
+    where, params = scope.where("x")
+    step = max(1, int(requests) // LIST_SAMPLE)
+    unnest, keep = _served_top_k(engine)
+    params |= {"interleaved": INTERLEAVED, "k": k, "step": step}
+    served = f"""
+        WITH s AS (
+            SELECT x.request_id, x.arm, x.user_id, CAST(p.value AS INTEGER) AS post_id
+            FROM {Tables.EXPOSURES} x {unnest}
+            WHERE {where} AND x.arm <> :interleaved AND MOD(x.user_id, :step) = 0 AND {keep}
+        )
+    """
+    per_user = _read(
+        engine,
+        served
+        + f"""
+        , t AS (
+            SELECT s.request_id, s.arm, s.user_id, COUNT(DISTINCT q.topic) AS topics
+            FROM s JOIN {Tables.POSTS} q ON q.post_id = s.post_id GROUP BY s.request_id, s.arm, s.user_id
+        )
+        SELECT arm, user_id, COUNT(*) AS lists, SUM(topics) AS topics FROM t GROUP BY arm, user_id
+        """,
+        params,
+    )
+    coverage = _read(
+        engine,
+        served
+        + f"SELECT arm, COUNT(DISTINCT post_id) AS posts, (SELECT COUNT(*) FROM {Tables.POSTS}) AS catalogue "
+        "FROM s GROUP BY arm",
+        params,
+    )
+    per_user["user_id"] = per_user["user_id"].astype("int64")
+    per_user.attrs["sample_step"] = step
+    return per_user, coverage

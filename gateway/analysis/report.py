@@ -30,6 +30,7 @@ from gateway.analysis.aggregate import (
     pre_period,
     require_exposures,
     served_by_arm,
+    served_lists,
     user_groups,
     user_sums,
 )
@@ -44,6 +45,7 @@ from gateway.analysis.decision import (
 from gateway.analysis.guardrails import ArmMetrics, guardrails, secondary
 from gateway.analysis.sequential import DEFAULT_TUNING
 from gateway.analysis.srm import srm_check, srm_over_groups
+from gateway.analysis.statistics import RatioStatistic
 from gateway.assignment import Experiment
 from gateway.config import Settings
 from gateway.storage import read_frame
@@ -241,36 +243,21 @@ def analyze(
         }
         _adjust_slices(slices)
         result["by"] = {"field": split_by, "correction": "benjamini-hochberg across slices", "groups": slices}
-    seen = pd.concat(
-        [
-            sums[["arm", "first_version"]].set_axis(["arm", "v"], axis=1),
-            sums[["arm", "last_version"]].set_axis(["arm", "v"], axis=1),
-        ]
-    )
-    seen = seen.drop_duplicates()
+    versions = model_versions(engine, scope)
+    versions = versions[versions["arm"].isin(arm_names)]
     for arm, summary in result["arms"].items():
-        summary["model_versions"] = sorted(seen.loc[seen["arm"] == arm, "v"].astype(str))
-    swapped = bool(
-        (seen.groupby("arm")["v"].nunique() > 1).any()
-        or (sums["first_version"] != sums["last_version"]).any()
-    )
-    versions = model_versions(engine, scope) if swapped else None
-    if versions is not None:
-        versions = versions[versions["arm"].isin(arm_names)]
-        for arm, summary in result["arms"].items():
-            summary["model_versions"] = sorted(
-                versions.loc[versions["arm"] == arm, "model_version"].astype(str)
-            )
-    phases = _phases(versions, scope) if versions is not None else []
+        summary["model_versions"] = sorted(versions.loc[versions["arm"] == arm, "model_version"].astype(str))
+    phases = _phases(versions, scope)
     if phases:
         per_version = user_sums(engine, scope, window_seconds=span.total_seconds(), by="model_version")
         per_version = per_version[~per_version["user_id"].isin(multi_ids)]
         hits = per_version.groupby(["arm", "slice"])["hits"].sum()
+        version_users = per_version.groupby(["arm", "slice"])["user_id"].nunique()
         result["by_model_version"] = [
             {
                 "arm": row.arm,
                 "model_version": row.model_version,
-                "users": int(row.users),
+                "users": int(version_users.get((row.arm, str(row.model_version)), 0)),
                 "requests": int(row.requests),
                 "hits": int(hits.get((row.arm, str(row.model_version)), 0)),
                 "hitrate": round(int(hits.get((row.arm, str(row.model_version)), 0)) / int(row.requests), 6),
@@ -309,7 +296,7 @@ def _secondary_and_guardrails(
         engagement(engine, scope, window_seconds=span.total_seconds()), on="user_id", how="left"
     )
     per_user = per_user.fillna({"likes": 0, "views": 0})
-    histogram = latency_histogram(engine, scope)
+    histogram = latency_histogram(engine, scope, requests=int(sums["requests"].sum()))
     histogram = histogram[~histogram["user_id"].isin(excluded)]
 
     def arm(name: str) -> ArmMetrics:
@@ -324,8 +311,18 @@ def _secondary_and_guardrails(
         )
 
     c, t = arm(control), arm(treatment)
-    rows = secondary(c, t)
-    return rows, guardrails(c, t, rules, rows)
+    lists, coverage = served_lists(engine, scope, requests=int(sums["requests"].sum()))
+    lists = lists[~lists["user_id"].isin(excluded)]
+    diversity = None
+    if (lists["arm"] == control).any() and (lists["arm"] == treatment).any():
+        diversity = tuple(
+            RatioStatistic.from_values(g["topics"], g["lists"])
+            for g in (lists[lists["arm"] == a] for a in (control, treatment))
+        )
+    shares = {str(r.arm): r.posts / r.catalogue for r in coverage.itertuples(index=False) if r.catalogue}
+    covered = (shares[control], shares[treatment]) if control in shares and treatment in shares else None
+    rows = secondary(c, t, diversity=diversity, coverage=covered)
+    return rows, guardrails(c, t, rules, rows, stats={"topic_diversity": diversity} if diversity else None)
 
 
 def _adjust_slices(slices: dict[str, dict]) -> None:

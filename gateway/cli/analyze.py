@@ -161,7 +161,9 @@ def analyze_bench(
             help="Database to fill (PostgreSQL: the target): its exposures and feed_data tables are REPLACED.",
         ),
     ] = None,
-    rows: Annotated[int, typer.Option(min=1000, max=50_000_000, help="Exposure rows (requests) to build.")] = 2_500_000,
+    rows: Annotated[
+        int, typer.Option(min=1000, max=50_000_000, help="Exposure rows (requests) to build.")
+    ] = 2_500_000,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -185,7 +187,8 @@ def analyze_bench(
     console.print(
         f"{report.rows:,} exposures from {report.users:,} users, {report.feed_rows:,} feed rows "
         f"({engine.dialect.name}), built in {report.build_seconds:.0f} s\n"
-        f"recsys analyze: {report.analyze_seconds:.1f} s, peak memory {report.peak_rss_mb:.0f} MB; "
+        f"recsys analyze: {report.analyze_seconds:.1f} s ({report.analyze_cpu_seconds:.1f} s CPU in the command; "
+        f"load average {report.load_average}), peak memory {report.peak_rss_mb:.0f} MB; "
         f"delta {d.get('absolute')} p = {d['p_value']:.3g}, CUPED variance reduction "
         f"{report.result['cuped'].get('variance_reduction')}"
     )

@@ -59,6 +59,23 @@ def bench_command(
             min=1, max=64, help="Workers of each gateway --compare-shadow/--compare-dashboard starts."
         ),
     ] = 2,
+    overload: Annotated[
+        bool,
+        typer.Option(
+            "--overload",
+            help="Start a gateway from --config with --workers and drive it with wrk at 4, then 64 connections "
+            "(--seconds each): p99 of all responses, goodput, statuses, shed answers, against the overload targets "
+            "(--url is not used).",
+        ),
+    ] = False,
+    seconds: Annotated[float, typer.Option(min=2, max=600, help="--overload: seconds per wrk phase.")] = 20.0,
+    compare_unbounded: Annotated[
+        bool,
+        typer.Option(
+            "--compare-unbounded",
+            help="--overload: also run 64 connections against the same gateway with admission control off.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     features_dir: FeaturesDirOption = None,
     config: ConfigOption = None,
@@ -80,7 +97,12 @@ def bench_command(
 ) -> None:
     """Load-test a running gateway: p50/p95/p99 latency and throughput, overall and per arm (and per
     group: interleaved requests are their own). With --scale-store: the serving path's cost per
-    catalogue size, two stages against the whole catalogue."""
+    catalogue size, two stages against the whole catalogue. With --overload: shedding under wrk."""
+    if overload:
+        _bench_overload(
+            store_from(features_dir, config), config, workers, seconds, seed, compare_unbounded, as_json
+        )
+        return
     if scale_store:
         _scale(scale_store, config, candidates, requests, seed, plot, as_json)
         return
@@ -133,6 +155,47 @@ def bench_command(
         console.print(f"mood overhead (with − without, same run): {extra['mood_overhead_ms']}")
     if compare_naive:
         console.print(f"gateway vs naive reference (× faster, same requests, same run): {extra['speedup']}")
+
+
+def _bench_overload(store, config, workers, seconds, seed, compare_unbounded, as_json) -> None:
+    from gateway.loadtest.overload import bench_overload
+
+    result = bench_overload(
+        store,
+        config or Path("config.yaml"),
+        workers=workers,
+        seconds=seconds,
+        seed=seed,
+        compare_unbounded=compare_unbounded,
+    )
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(
+        "phase",
+        "requests",
+        "p50 ms",
+        "p99 ms (all)",
+        "throughput rps",
+        "goodput rps",
+        "shed",
+        "statuses",
+        title=f"overload: --workers {result['workers']}, wrk {result['seconds']:g} s per phase (one run)",
+    )
+    for name, run in result["runs"].items():
+        table.add_row(
+            name,
+            f"{run['requests']:,}",
+            f"{run['p50_ms']:.1f}",
+            f"{run['p99_ms']:.1f}",
+            str(run["throughput_rps"]),
+            str(run["goodput_rps"]),
+            f"{run['shed']:,}",
+            json.dumps(run["statuses"]),
+        )
+    console.print(table)
+    for name, check in result["targets"].items():
+        console.print(f"{name}: {check['value']} — {'[green]met[/]' if check['met'] else '[red]NOT met[/]'}")
 
 
 def _scale(

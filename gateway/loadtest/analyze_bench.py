@@ -49,7 +49,9 @@ class AnalyzeBenchResult:
     feed_rows: int
     build_seconds: float
     analyze_seconds: float
+    analyze_cpu_seconds: float  # the command's own CPU (user + system); the database server's is not in it
     peak_rss_mb: float
+    load_average: float  # 1-minute load average when the command ended: how busy the machine was
     result: dict
 
     def as_json(self) -> dict:
@@ -77,7 +79,9 @@ def build_log(engine: Engine, rows: int, *, requests_per_user: int = 25, seed: i
     pre_post = rng.integers(0, 20_000, len(pre_user))
     liked = rng.random(len(pre_user)) < taste[pre_user]
     feed = [
-        pd.DataFrame({"timestamp": pre_time, "user_id": pre_user, "post_id": pre_post, "action": "view", "target": 0}),
+        pd.DataFrame(
+            {"timestamp": pre_time, "user_id": pre_user, "post_id": pre_post, "action": "view", "target": 0}
+        ),
         pd.DataFrame(
             {
                 "timestamp": pre_time[liked] + pd.Timedelta("30s"),
@@ -133,8 +137,9 @@ def build_log(engine: Engine, rows: int, *, requests_per_user: int = 25, seed: i
     return n_users, feed_rows
 
 
-def time_analyze(db_url: str, workdir: Path) -> tuple[float, float, dict]:
-    """Run ``recsys analyze --json`` on the bench experiment in a child process: seconds, peak MB, result."""
+def time_analyze(db_url: str, workdir: Path) -> tuple[float, float, float, dict]:
+    """Run ``recsys analyze --json`` on the bench experiment in a child process: wall seconds, CPU
+    seconds, peak MB, result."""
     config = workdir / "bench-analyze.yaml"
     config.write_text(
         f"experiment:\n  name: {EXPERIMENT}\n  salt: {EXPERIMENT}\n  arms:\n"
@@ -142,7 +147,17 @@ def time_analyze(db_url: str, workdir: Path) -> tuple[float, float, dict]:
         "    - {name: test, weight: 50, model: models/test}\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "RECSYS_DB_URL"}
-    command = [sys.executable, "-m", "gateway.cli", "analyze", "--json", "--db", db_url, "--config", str(config)]
+    command = [
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "analyze",
+        "--json",
+        "--db",
+        db_url,
+        "--config",
+        str(config),
+    ]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as errors:
         started = time.perf_counter()
         child = subprocess.Popen(command, stdout=out, stderr=errors, env=env)
@@ -154,12 +169,18 @@ def time_analyze(db_url: str, workdir: Path) -> tuple[float, float, dict]:
     if child.returncode != 0:
         raise AnalyzeBenchError(f"recsys analyze failed: {stderr.strip() or stdout.strip()}")
     peak = usage.ru_maxrss  # KiB on Linux
-    return seconds, peak / 1024, json.loads(stdout)
+    cpu = usage.ru_utime + usage.ru_stime
+    return seconds, cpu, peak / 1024, json.loads(stdout)
 
 
-def run_analyze_bench(engine: Engine, db_url: str, *, rows: int, seed: int, workdir: Path) -> AnalyzeBenchResult:
+def run_analyze_bench(
+    engine: Engine, db_url: str, *, rows: int, seed: int, workdir: Path
+) -> AnalyzeBenchResult:
     started = time.perf_counter()
     users, feed_rows = build_log(engine, rows, seed=seed)
     build = time.perf_counter() - started
-    seconds, peak_mb, result = time_analyze(db_url, workdir)
-    return AnalyzeBenchResult(rows, users, feed_rows, round(build, 1), round(seconds, 1), round(peak_mb, 1), result)
+    seconds, cpu, peak_mb, result = time_analyze(db_url, workdir)
+    return AnalyzeBenchResult(
+        rows, users, feed_rows, round(build, 1), round(seconds, 1), round(cpu, 1), round(peak_mb, 1),
+        round(os.getloadavg()[0], 1), result,
+    )  # fmt: skip

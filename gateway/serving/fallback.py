@@ -21,15 +21,15 @@ class PopularityFallback:
         self._order = np.argsort(-likes, axis=1, kind="stable").astype(np.int32)  # (days, posts)
         self._topics = np.asarray(topic_codes)
         self._store = store
+        self._day0, self._days = int(store.manifest["day0"]), len(likes)
 
-    def top(self, user_idx: int, seconds: int, limit: int, topic_code: int | None = None) -> np.ndarray:
+    def top(self, user_idx: int, seconds: int, limit: int, topic_code: int | None = None) -> list[int]:
         """Dense post indices, most liked before the request's day first; never a post the user
         (``user_idx`` < 0: unknown, nothing excluded) liked before ``seconds``."""
-        order = self._order[int(self._store._day(np.array([seconds]))[0])]
+        day = min(max((seconds - self._day0) // 86400, 0), self._days - 1)  # as FeatureStore._day
+        order = self._order[day]
         if topic_code is not None:
             order = order[self._topics[order] == topic_code]
-        liked = self._store.liked_before(user_idx, seconds) if user_idx >= 0 else ()
-        head = order[: limit + len(liked)]
-        if len(liked):
-            head = head[~np.isin(head, liked)]
-        return head[:limit].astype(np.int64)
+        liked = set(self._store.liked_before(user_idx, seconds).tolist()) if user_idx >= 0 else set()
+        head = order[: limit + len(liked)].tolist()
+        return [p for p in head if p not in liked][:limit]

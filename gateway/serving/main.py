@@ -32,6 +32,7 @@ from gateway.features.artifacts import current_store_dir
 from gateway.features.redis_history import RedisHistory
 from gateway.features.store import FeatureStore
 from gateway.serving.admission import Admission, AdmissionControl, Deadline
+from gateway.serving.breaker import Breaker
 from gateway.serving.dashboard.cache import ResultsCache
 from gateway.serving.dashboard.live import Traffic
 from gateway.serving.fallback import PopularityFallback
@@ -125,6 +126,13 @@ def create_app(
             if cfg.serving.online_store == "redis"
             else None
         )
+        app.state.redis_breaker = Breaker(cfg.serving.redis_breaker_cooldown_s)
+        if app.state.history is not None:
+            app.state.metrics.watch(
+                "recsys_online_store_breaker_open",
+                "1 while requests skip Redis after a failure (its circuit breaker is open or probing)",
+                lambda: int(app.state.redis_breaker.state != "closed"),
+            )
         app.state.engine = make_engine(cfg.database.url)
         sink = exposure_sink or SqlExposureSink(app.state.engine)
         spill = Path(cfg.paths.spill_dir) / f"exposures-{os.getpid()}.jsonl"

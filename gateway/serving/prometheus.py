@@ -48,6 +48,11 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.online_store_skipped = Counter(
+            "recsys_online_store_skipped_total",
+            "Requests served from the local history without calling Redis (its circuit breaker was open)",
+            registry=self.registry,
+        )
         self.fallbacks = Counter(
             "recsys_fallbacks_total",
             "Recommendation requests answered with the popularity fallback, by reason (shed, deadline)",
@@ -89,6 +94,16 @@ class _ExposureCollector:
             ("recsys_exposures_spilled", stats.spilled, "Exposures written to the local spill file"),
             ("recsys_exposures_replayed", stats.replayed, "Spilled exposures replayed into the database"),
             ("recsys_exposure_queue", self.writer.queue.qsize(), "Exposures waiting in memory"),
-            ("recsys_exposure_log_degraded", int(stats.degraded), "1 while the database is failing"),
+            (
+                "recsys_exposures_dropped",
+                stats.dropped,
+                "Exposures lost: the database and the spill both failed",
+            ),
+            ("recsys_exposure_journal_errors", stats.journal_errors, "Submissions the crash journal missed"),
+            (
+                "recsys_exposure_log_degraded",
+                int(stats.unhealthy),
+                "1 while the database or the spill directory is failing",
+            ),
         ):
             yield GaugeMetricFamily(name, doc, value=value)

@@ -97,6 +97,7 @@ class ReadyOut(BaseModel):
     models: dict[str, str]
     feature_store_version: str
     exposure_log: dict
+    online_store: dict | None = None  # with online_store: redis, its circuit breaker
 
 
 class ReloadOut(BaseModel):

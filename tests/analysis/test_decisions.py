@@ -380,3 +380,46 @@ def test_guardrails_and_secondary_metrics_user_clustered(tmp_path):
         min(1.0, 4 * raw[0])
     )  # Holm
     json.dumps(result, allow_nan=False)
+
+
+def test_analyze_bench_builds_the_log_and_times_the_real_command(pg_url):
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    out = CliRunner().invoke(app, ["analyze", "bench", "--rows", "3000", "--json", "--db", pg_url])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    assert report["rows"] == 3000 and report["users"] == 120
+    result = report["result"]
+    assert sum(a["requests"] for a in result["arms"].values()) == 3000
+    assert result["cuped"]["variance_reduction"] > 0.2  # the built pre-period predicts the hits
+    assert report["analyze_seconds"] > 0 and 50 < report["peak_rss_mb"] < 1024
+    refused = CliRunner().invoke(app, ["analyze", "bench", "--rows", "3000"])
+    assert refused.exit_code != 0 and "--db" in refused.output
+
+
+def test_topic_diversity_and_catalogue_coverage_of_the_served_top_5(tmp_path):
+    from gateway.storage.schema import post_text_df
+
+    rows, feed = _experiment(60, seed=10)
+    engine = _filled(tmp_path, rows, feed)
+    rng = np.random.default_rng(10)
+    catalogue = pd.DataFrame({"post_id": np.arange(50_000), "text": "x"})
+    catalogue["topic"] = [f"t{t}" for t in rng.integers(0, 4, len(catalogue))]
+    metadata.create_all(engine, tables=[post_text_df])
+    bulk_insert(engine, post_text_df, catalogue)
+    result = analyze(engine, experiment="e", window="1h", weights=HALF)
+    secondary = {s["metric"]: s for s in result["secondary"]}
+    topic = catalogue.set_index("post_id")["topic"]
+    frame = pd.DataFrame(rows)
+    frame["topics"] = frame["post_ids"].map(lambda posts: topic.loc[list(posts[:5])].nunique())
+    expected = frame.groupby("arm")["topics"].sum() / frame.groupby("arm").size()
+    assert secondary["topic_diversity"]["control"] == pytest.approx(expected["control"])
+    assert secondary["topic_diversity"]["test"] == pytest.approx(expected["test"])
+    assert "p_value_adjusted" in secondary["topic_diversity"]
+    served = frame.groupby("arm")["post_ids"].agg(
+        lambda lists: len({p for posts in lists for p in posts[:5]})
+    )
+    assert secondary["catalogue_coverage"]["control"] == pytest.approx(served["control"] / 50_000)
+    assert secondary["catalogue_coverage"]["p_value"] is None  # descriptive

@@ -109,6 +109,7 @@ def test_without_a_local_copy_a_redis_failure_is_a_503_not_a_feed_that_ignores_l
     from fastapi import HTTPException
 
     from gateway.features.store import FeatureStore
+    from gateway.serving.breaker import Breaker
     from gateway.serving.prometheus import Metrics
     from gateway.serving.routes.recommendations import user_view
 
@@ -116,10 +117,14 @@ def test_without_a_local_copy_a_redis_failure_is_a_503_not_a_feed_that_ignores_l
     dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
     metrics = Metrics()
     kept = RedisHistory(dead, FeatureStore.load(tiny_store_dir), local_fallback=True)
-    assert user_view(kept, kept.store, int(kept.store.user_ids[0]), metrics) is kept.store
+    assert user_view(kept, kept.store, int(kept.store.user_ids[0]), metrics, Breaker(60)) is kept.store
     history = RedisHistory(dead, store, local_fallback=False)
     assert len(store.base.like_keys) == 0 and len(store.base.view_keys) == 0  # memory freed
     with pytest.raises(HTTPException) as refused:
-        user_view(history, store, int(store.user_ids[0]), metrics)
+        user_view(history, store, int(store.user_ids[0]), metrics, breaker := Breaker(60))
     assert refused.value.status_code == 503
     assert metrics.online_store_errors._value.get() == 2
+    with pytest.raises(HTTPException) as skipped:  # the breaker is open: Redis is not even called
+        user_view(history, store, int(store.user_ids[0]), metrics, breaker)
+    assert skipped.value.status_code == 503 and metrics.online_store_errors._value.get() == 2
+    assert metrics.online_store_skipped._value.get() == 1

@@ -24,20 +24,28 @@ def health() -> dict:
     responses={503: {"model": ReadyOut}},
     summary="Models and features loaded",
 )
-def ready(state: StateDep, store: StoreDep, writer: WriterDep) -> JSONResponse:
+def ready(request: Request, state: StateDep, store: StoreDep, writer: WriterDep) -> JSONResponse:
     stats = writer.stats
     body = ReadyOut(
         ready=True,
         models=dict(state.snapshot.versions),
         feature_store_version=store.version,
         exposure_log={
-            "degraded": stats.degraded,
+            "degraded": stats.unhealthy,
             "queued": writer.queue.qsize(),
             "written": stats.written,
             "spilled": stats.spilled,
             "replayed": stats.replayed,
             "last_error": stats.last_error,
+            "dropped": stats.dropped,
+            "journal_errors": stats.journal_errors,
+            "disk_error": stats.disk_error,
         },
+        online_store=(
+            {"backend": "redis", **request.app.state.redis_breaker.status()}
+            if request.app.state.history is not None
+            else None
+        ),
     )
     return JSONResponse(body.model_dump())
 

@@ -22,6 +22,7 @@ from gateway.features.mood_text import MOOD_PATTERN, MoodTextError
 from gateway.features.redis_history import RedisHistory
 from gateway.features.store import FeatureStore
 from gateway.serving.admission import ARRIVED, Admission, pace
+from gateway.serving.breaker import Breaker
 from gateway.serving.deps import CatalogueDep, MetricsDep, StateDep, StoreDep, WriterDep
 from gateway.serving.fallback import FALLBACK_VERSION
 from gateway.serving.prometheus import Metrics
@@ -48,20 +49,30 @@ def read_mood(encoder: MoodEncoder, mood: str, lexicon: Lexicon) -> MoodMatch:
         raise HTTPException(422, str(exc)) from None
 
 
-def user_view(history: RedisHistory, store: FeatureStore, user_id: int, metrics: Metrics) -> FeatureStore:
+def user_view(
+    history: RedisHistory, store: FeatureStore, user_id: int, metrics: Metrics, breaker: Breaker
+) -> FeatureStore:
     """The store with this user's history read from Redis. On a Redis failure (counted in the
-    metrics): the local history (offline log + events this process received) when the process
-    keeps one (``serving.redis_local_fallback``), else 503."""
+    metrics), and while the breaker stays open after one: the local history (offline log +
+    events this process received) when the process keeps one (``serving.redis_local_fallback``),
+    else 503."""
     user_idx = int(store.user_index([user_id])[0])
     if user_idx < 0:
         return store  # cold start needs no history
-    try:
-        return history.view(user_idx)
-    except RedisError:
-        metrics.online_store_errors.inc()
-        if not history.local_fallback:  # no local copy: serving would ignore the user's likes
-            raise HTTPException(503, "online store unavailable; retry shortly") from None
-        return store
+    if breaker.allow():
+        try:
+            view = history.view(user_idx)
+        except RedisError as exc:
+            breaker.failure(exc)
+            metrics.online_store_errors.inc()
+        else:
+            breaker.success()
+            return view
+    else:
+        metrics.online_store_skipped.inc()
+    if not history.local_fallback:  # no local copy: serving would ignore the user's likes
+        raise HTTPException(503, "online store unavailable; retry shortly")
+    return store
 
 
 def to_epoch_seconds(when: datetime) -> int:
@@ -121,7 +132,7 @@ def get_recommendations(
     mood_similarity = moody.similarity if moody else None
     seconds = to_epoch_seconds(time_)
     if request.app.state.history is not None:
-        store = user_view(request.app.state.history, store, id, metrics)
+        store = user_view(request.app.state.history, store, id, metrics, request.app.state.redis_breaker)
     request_id = x_request_id if x_request_id and _REQUEST_ID.match(x_request_id) else uuid.uuid4().hex
     try:
         result = request.app.state.deadline.run(
