@@ -7,7 +7,7 @@ import math
 
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.exposure import MemoryExposureSink
 from gateway.serving.dashboard.auth import DASHBOARD_TOKEN_ENV, presented_token, token_matches
@@ -180,7 +180,11 @@ def test_traffic_from_the_registry():
     requests.labels("recommendations", "control", "v1", "503").inc()
     requests.labels("recommendations", "none", "none", "404").inc()  # a client error is not an error
     errors.labels("/x", "unknown", "unknown", "500").inc()
+    shed = Counter("recsys_shed_total", "", ["overflow"], registry=registry)
+    shed.labels("fallback").inc(3)
+    Gauge("recsys_in_flight", "", registry=registry).set(2)
     now = traffic(old, read_sample(registry, 110.0))
+    assert now["overload"] == {"shed:fallback": 3} and now["admission"] == {"in_flight": 2.0}
     assert now["window_s"] == 10.0
     assert now["arms"]["control"] == {"requests": 20, "errors": 1, "rps": 2.0, "p50_ms": 5.0, "p99_ms": 9.9}
     assert now["arms"]["unknown"]["errors"] == 1 and "none" not in now["arms"]

@@ -28,6 +28,23 @@ class Sample:
     requests: dict[str, float] = field(default_factory=dict)  # arm -> requests answered 2xx
     errors: dict[str, float] = field(default_factory=dict)  # arm -> requests answered 5xx or failed
     buckets: dict[str, dict[float, float]] = field(default_factory=dict)  # arm -> {le: cumulative count}
+    overload: dict[str, float] = field(
+        default_factory=dict
+    )  # "shed:<overflow>", "fallback:<reason>" -> count
+    gauges: dict[str, float] = field(default_factory=dict)  # admission control's state now
+
+
+# Counters of admission control (README "Overload"), by their label, and its gauges.
+OVERLOAD_COUNTERS = {
+    "recsys_shed_total": ("shed", "overflow"),
+    "recsys_fallbacks_total": ("fallback", "reason"),
+}
+OVERLOAD_GAUGES = (
+    "recsys_in_flight",
+    "recsys_admission_limit",
+    "recsys_late_rankers",
+    "recsys_deadline_seconds",
+)
 
 
 def read_sample(registry: CollectorRegistry, at: float) -> Sample:
@@ -36,9 +53,15 @@ def read_sample(registry: CollectorRegistry, at: float) -> Sample:
     for family in registry.collect():
         for s in family.samples:
             arm = s.labels.get("arm")
-            if arm is None:
+            if s.name in OVERLOAD_COUNTERS:
+                kind, label = OVERLOAD_COUNTERS[s.name]
+                key = f"{kind}:{s.labels.get(label, '')}"
+                sample.overload[key] = sample.overload.get(key, 0.0) + s.value
+            elif s.name in OVERLOAD_GAUGES:
+                sample.gauges[s.name.removeprefix("recsys_")] = s.value
+            elif arm is None:
                 continue
-            if s.name == "recsys_requests_total":
+            elif s.name == "recsys_requests_total":
                 status = s.labels.get("status", "")
                 into = {"2": sample.requests, "5": sample.errors}.get(status[:1])
                 if into is not None:
@@ -90,7 +113,8 @@ def traffic(old: Sample, new: Sample) -> dict:
             "p50_ms": round(p50 * 1000, 2) if p50 is not None else None,
             "p99_ms": round(p99 * 1000, 2) if p99 is not None else None,
         }
-    return {"window_s": round(seconds, 1), "arms": arms}
+    overload = {k: int(v) for k, v in _minus(new.overload, old.overload).items()}
+    return {"window_s": round(seconds, 1), "arms": arms, "overload": overload, "admission": dict(new.gauges)}
 
 
 class Traffic:

@@ -22,6 +22,9 @@ SHOWN_SERVING = (
     "mood_encoder",
     "shadow_queue",
     "shadow_nice",
+    "candidates",
+    "retrieval_index",
+    "deadline_ms",
 )
 
 

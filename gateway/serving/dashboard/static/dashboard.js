@@ -7,7 +7,7 @@ const POLL_MS = 5000;
 const KNOWN = new Set([
   "experiment", "window", "arms", "srm", "delta", "welch", "cuped", "sequential", "guardrails",
   "excluded", "excluded_not_in_experiment", "by_model_version", "phases", "interleaving", "by",
-  "since", "until", "primary", "cuped_days",
+  "since", "until", "primary", "cuped_days", "secondary", "fallbacks",
 ]);
 let shownResults = null; // computed_at of the results on the page (charts are redrawn only when it changes)
 
@@ -44,6 +44,11 @@ function el(tag, attrs, ...children) {
 // A number from the results: its text, and where it came from.
 function num(value, key, kind) {
   return el("span", { "data-key": key, "data-kind": kind, "data-value": JSON.stringify(value ?? null) }, fmt(value, kind));
+}
+
+// A field that a row may lack (a metric the analysis could not compute): "—" without a data-key.
+function opt(obj, field, key, kind) {
+  return obj[field] === undefined ? "—" : num(obj[field], key + "." + field, kind);
 }
 
 function interval(pair, key, kind) {
@@ -181,6 +186,14 @@ function renderNow(data) {
     a, fmt(s.rps, "rps"), fmt(s.p50_ms, "ms"), fmt(s.p99_ms, "ms"),
     s.errors ? badge(fmt(s.errors, "int"), "bad") : "0", fmt(s.requests, "int"),
   ]), [false, true, true, true, true, true]) : el("p", { class: "muted" }, "No requests in this worker yet."));
+  const overload = Object.entries(t.overload || {}), adm = t.admission || {};
+  if (overload.length || Object.keys(adm).length) {
+    const rows = overload.map(([k, v]) => [k.replace(":", " → "), v ? badge(fmt(v, "int"), "warn") : "0"]);
+    if (adm.in_flight !== undefined) rows.push(["in flight / limit", fmt(adm.in_flight, "int") + " / " + (adm.admission_limit ? fmt(adm.admission_limit, "int") : "none")]);
+    if (adm.late_rankers !== undefined) rows.push(["late rankers", fmt(adm.late_rankers, "int")]);
+    if (adm.deadline_seconds !== undefined) rows.push(["deadline", adm.deadline_seconds ? fmt(adm.deadline_seconds * 1000, "ms") : "none"]);
+    document.getElementById("traffic").append(el("h4", {}, "Overload (shed and fallbacks in the same window)"), pairs(rows));
+  }
   const log = now.exposure_log;
   const known = ["state", "queued", "written", "spilled", "replayed", "spill_bytes", "last_error"];
   fill("exposure-log", pairs([
@@ -216,6 +229,10 @@ function renderBanners(r) {
     } else {
       banners.push(el("div", { class: "banner ok", id: "srm-ok" }, "No sample ratio mismatch (p = ", num(a.srm.p_value, "analysis.srm.p_value", "p"), ")."));
     }
+  }
+  if (a && a.fallbacks && a.fallbacks.flag) {
+    banners.push(el("div", { class: "banner bad", id: "fallback-banner" }, "One arm's users got the popularity fallback more often than the other's (p = ",
+      num(a.fallbacks.p_value, "analysis.fallbacks.p_value", "p"), "): overload or deadlines are not hitting the arms alike."));
   }
   fill("banners", ...banners);
 }
@@ -281,12 +298,45 @@ async function renderResults(r) {
 
   show("guardrails-card", Array.isArray(a.guardrails));
   if (Array.isArray(a.guardrails)) {
-    fill("guardrails", table(["metric", "control", "test", "difference", "95 % interval", "margin", "status"], a.guardrails.map((g, i) => {
+    fill("guardrails", table(["metric", "status", "difference", "95 % interval", "margin", "control", "test"], a.guardrails.map((g, i) => {
       const k = "analysis.guardrails." + i, status = String(g.status);
       const tone = /fail|worse|breach/i.test(status) ? "bad" : /pass|ok|non.?inferior/i.test(status) ? "ok" : "warn";
-      return [g.metric, num(g.control, k + ".control", "num"), num(g.test, k + ".test", "num"), num(g.absolute, k + ".absolute", "num"),
-        interval(g.ci95_absolute, k + ".ci95_absolute", "num"), num(g.margin, k + ".margin", "num"), badge(status, tone)];
+      return [g.metric, badge(status, tone), opt(g, "absolute", k, "num"), interval(g.ci95_absolute, k + ".ci95_absolute", "num"),
+        opt(g, "margin", k, g.relative ? "pct" : "num"), opt(g, "control", k, "num"), opt(g, "test", k, "num")];
     })));
+  }
+
+  show("secondary-card", Array.isArray(a.secondary));
+  if (Array.isArray(a.secondary)) {
+    fill("secondary", table(["metric", "control", "test", "difference", "95 % interval", "p", "p (adjusted)"], a.secondary.map((m, i) => {
+      const k = "analysis.secondary." + i;
+      return [m.metric, opt(m, "control", k, "num"), opt(m, "test", k, "num"), opt(m, "absolute", k, "num"),
+        interval(m.ci95_absolute, k + ".ci95_absolute", "num"), opt(m, "p_value", k, "p"), opt(m, "p_value_adjusted", k, "p")];
+    }), [false, true, true, true, true, true, true]), el("p", { class: "muted" }, a.secondary.length ? a.secondary[0].correction || "" : ""));
+  }
+  const pw = r.power;
+  show("power-card", !!pw);
+  if (pw && pw.message) fill("power", el("p", { class: "muted" }, pw.message));
+  else if (pw) {
+    const row = (label, part, kind) => [label, pw[part] ? el("span", {}, opt(pw[part], "plain", "power." + part, kind), " plain / ",
+      opt(pw[part], "cuped", "power." + part, kind), " with CUPED") : "—"];
+    fill("power", el("p", {}, "To detect ", opt(pw, "mde", "power", "signed"), " absolute Hitrate@5 with ", opt(pw, "power", "power", "pct"),
+      " power at alpha ", opt(pw, "alpha", "power", "num"), " (from the " + (pw.source || "experiment") + "):"), pairs([
+      row("users per arm", "users_per_arm", "int"), row("days at today's traffic", "days", "num"),
+      ["eligible users per day", opt(pw, "users_per_day", "power", "int")],
+      ["CUPED variance reduction", opt(pw, "variance_reduction", "power", "pct")],
+    ]));
+  }
+  const fb = a.fallbacks;
+  show("fallbacks-card", !!fb);
+  if (fb) {
+    const k = "analysis.fallbacks";
+    fill("fallbacks", pairs([
+      ...Object.keys(fb.per_arm || {}).map((arm) => [arm, el("span", {}, num(fb.per_arm[arm], k + ".per_arm." + arm, "int"), " requests (",
+        num(fb.share[arm], k + ".share." + arm, "pct"), ")")]),
+      ...Object.keys(fb.by_reason || {}).map((r) => ["by " + r, num(fb.by_reason[r], k + ".by_reason." + r, "int")]),
+      ["split by arm vs all requests", el("span", {}, "p = ", num(fb.p_value, k + ".p_value", "p"), " ", fb.flag ? badge("flagged", "bad") : badge("ok", "ok"))],
+    ]));
   }
 
   const phases = a.phases || a.by_model_version;
