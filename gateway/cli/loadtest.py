@@ -73,7 +73,7 @@ def bench_command(
         bool,
         typer.Option(
             "--compare-unbounded",
-            help="--overload: also run 64 connections against the same gateway with admission control off.",
+            help="--overload: also run 64 connections against a gateway with admission control and deadline off.",
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
