@@ -314,6 +314,19 @@ async function renderResults(r) {
         interval(m.ci95_absolute, k + ".ci95_absolute", "num"), opt(m, "p_value", k, "p"), opt(m, "p_value_adjusted", k, "p")];
     }), [false, true, true, true, true, true, true]), el("p", { class: "muted" }, a.secondary.length ? a.secondary[0].correction || "" : ""));
   }
+  const pw = r.power;
+  show("power-card", !!pw);
+  if (pw && pw.message) fill("power", el("p", { class: "muted" }, pw.message));
+  else if (pw) {
+    const row = (label, part, kind) => [label, pw[part] ? el("span", {}, opt(pw[part], "plain", "power." + part, kind), " plain / ",
+      opt(pw[part], "cuped", "power." + part, kind), " with CUPED") : "—"];
+    fill("power", el("p", {}, "To detect ", opt(pw, "mde", "power", "signed"), " absolute Hitrate@5 with ", opt(pw, "power", "power", "pct"),
+      " power at alpha ", opt(pw, "alpha", "power", "num"), " (from the " + (pw.source || "experiment") + "):"), pairs([
+      row("users per arm", "users_per_arm", "int"), row("days at today's traffic", "days", "num"),
+      ["eligible users per day", opt(pw, "users_per_day", "power", "int")],
+      ["CUPED variance reduction", opt(pw, "variance_reduction", "power", "pct")],
+    ]));
+  }
   const fb = a.fallbacks;
   show("fallbacks-card", !!fb);
   if (fb) {
