@@ -73,7 +73,7 @@ def bench_command(
         bool,
         typer.Option(
             "--compare-unbounded",
-            help="--overload: also run 64 connections against the same gateway with admission control off.",
+            help="--overload: also run 64 connections against a gateway with admission control and deadline off.",
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -222,6 +222,7 @@ def _scale(
         "arm",
         "p50 ms",
         "p99 ms",
+        "CPU p50 ms",
         "RSS GB",
         "load s",
         title="serving path by catalogue size",
@@ -240,6 +241,7 @@ def _scale(
                     arm,
                     str(st["p50_ms"]),
                     str(st["p99_ms"]),
+                    str(setting["cpu"][arm]["p50_ms"]),
                     str(r["rss_gb"]),
                     str(r["load_seconds"]),
                 )

@@ -39,6 +39,7 @@ HNSW_M, HNSW_EF_CONSTRUCTION = 16, 100
 RETRIEVAL_DIR = "retrieval"  # inside a feature-store version
 TABLES = "popular.npz"
 META = "retrieval.json"
+ALL_INDEX = "all.index"  # every post: one search for a request without a topic
 SHARES = {"taste": 0.25, "clusters": 0.25, "popular": 0.5}  # of serving.candidates
 MOOD_SHARE = 0.25  # extra, when a mood is sent
 
@@ -76,7 +77,8 @@ class ExactIndex:
 
 
 class HnswIndex:
-    """hnswlib's HNSW graph (inner product), searched with ``ef = max(2k, 64)``."""
+    """hnswlib's HNSW graph (inner product), searched with ``ef = max(k, 32)`` (a candidate
+    source tolerates a few missed neighbours; the search cost grows with ef)."""
 
     def __init__(self, index) -> None:
         self.index = index
@@ -103,7 +105,7 @@ class HnswIndex:
         k = min(k, self.index.get_current_count())
         if k <= 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
-        self.index.set_ef(max(2 * k, 64))
+        self.index.set_ef(max(k, 32))
         labels, distances = self.index.knn_query(query[None, :], k=k, num_threads=1)
         return labels[0].astype(np.int64), (1.0 - distances[0]).astype(np.float32)
 
@@ -140,7 +142,7 @@ class FaissIndex:
         k = min(k, self.index.ntotal)
         if k <= 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
-        params = faiss.SearchParametersHNSW(efSearch=max(2 * k, 64))
+        params = faiss.SearchParametersHNSW(efSearch=max(k, 32))
         scores, labels = self.index.search(query[None, :].astype(np.float32), k, params=params)
         keep = labels[0] >= 0
         return labels[0][keep].astype(np.int64), scores[0][keep]
@@ -273,6 +275,7 @@ def build_retrieval(
     )
     for t in range(n_topics):
         build_index(backend, np.flatnonzero(topic == t), vectors).save(folder / f"topic-{t}.index")
+    build_index(backend, np.arange(n_posts), vectors).save(folder / ALL_INDEX)
     meta = {
         "backend": backend,
         "taste": taste,
@@ -297,6 +300,7 @@ class Candidates:
 
     posts: np.ndarray
     sources: dict[str, int]
+    history: dict[str, np.ndarray] | None = None  # the user's history read for it (reused by features)
 
 
 @dataclass
@@ -306,6 +310,7 @@ class Retriever:
     meta: dict
     version: str
     indexes: list[VectorIndex]  # one per topic code
+    everything: VectorIndex | None  # all posts (older builds: None, the topics' are merged)
     popular_all: np.ndarray  # (days, depth)
     popular_topic: np.ndarray  # (days, topics, depth)
     popular_cluster: np.ndarray  # (days, clusters, depth)
@@ -325,10 +330,17 @@ class Retriever:
                 load_index(meta["backend"], folder / f"topic-{t}.index", np.flatnonzero(topic == t), vectors)
                 for t in range(n_topics)
             ]
+            whole = folder / ALL_INDEX
+            everything = (
+                load_index(meta["backend"], whole, np.arange(len(topic)), vectors)
+                if whole.exists() or meta["backend"] == "exact"
+                else None
+            )
             return cls(
                 meta=meta,
                 version=f"{store.version}/{meta['backend']}",
                 indexes=indexes,
+                everything=everything,
                 popular_all=tables["everything"],
                 popular_topic=tables["topic"],
                 popular_cluster=tables["cluster"],
@@ -382,10 +394,13 @@ class Retriever:
         union = union[union >= 0]
         if excluded is not None and len(excluded):
             union = union[~np.isin(union, excluded)]
-        return Candidates(union, {name: int((f >= 0).sum()) for name, f in found.items()})
+        return Candidates(union, {name: int((f >= 0).sum()) for name, f in found.items()}, history)
 
     def _nearest(self, vector: np.ndarray, topics: list[int], k: int) -> np.ndarray:
-        """The ``k`` nearest posts over the topics' indexes (merged by score)."""
+        """The ``k`` nearest posts over the topics' indexes (merged by score), or the whole
+        catalogue's index when every topic is asked for."""
+        if len(topics) == len(self.indexes) and self.everything is not None:
+            return self.everything.search(vector, k)[0]
         ids, scores = zip(*(self.indexes[t].search(vector, k) for t in topics), strict=True)
         ids, scores = np.concatenate(ids), np.concatenate(scores)
         if len(ids) <= k:

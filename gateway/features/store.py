@@ -345,11 +345,13 @@ class FeatureStore:
         seconds: np.ndarray,
         pair_request: np.ndarray | None = None,
         pair_post: np.ndarray | None = None,
+        history: dict[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
         """All features for (request, post) pairs; requests are (user index, epoch seconds).
 
         Without pairs, every request is paired with every post (requests x catalogue, in
-        request-major order). History uses only events strictly before each request's time.
+        request-major order). History uses only events strictly before each request's time
+        (``history``: ``self.history(user_idx, seconds)`` when the caller already has it).
         """
         user_idx = np.asarray(user_idx, dtype=np.int64)
         seconds = np.asarray(seconds, dtype=np.int64)
@@ -365,7 +367,7 @@ class FeatureStore:
             pair_post = np.tile(np.arange(n_posts), len(user_idx))
         n_rows = n_posts if single else len(pair_request)
         g = self.manifest["global_ctr"]
-        h = self.history(user_idx, seconds)
+        h = history if history is not None else self.history(user_idx, seconds)
         views, likes, profile = h["views"], h["likes"], h["profile"]
         profile_norm = np.linalg.norm(profile, axis=1)
         contrast = np.where(

@@ -73,8 +73,7 @@ class Viewer:
 
     def __init__(self, url: str, token: str, poll_s: float) -> None:
         self.url, self.auth, self.poll_s = url, ("viewer", token), poll_s
-        self.computed: set[str] = set()
-        self.seconds: list[float] = []
+        self.computed: dict[str, float] = {}  # computed_at -> the analysis' seconds
         self.errors = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -89,9 +88,8 @@ class Viewer:
                     self.errors += 1
                 else:
                     results = r.json()["results"]
-                    if results["computed_at"] and results["computed_at"] not in self.computed:
-                        self.computed.add(results["computed_at"])
-                        self.seconds.append(results["seconds"])
+                    if results["computed_at"]:
+                        self.computed[results["computed_at"]] = results["seconds"]
                     self.errors += results["error"] is not None
                 self._stop.wait(self.poll_s)
 
@@ -135,7 +133,7 @@ def compare_dashboard(
     ]
     per_block = max(1, requests // blocks)
     results: dict[str, list[BenchResult]] = {"without page": [], "with page refreshing": []}
-    viewer_errors, recomputed, seconds = 0, 0, []
+    viewer_errors, seen = 0, {}  # distinct results (computed_at) seen by the viewers -> their seconds
     with ServerProcess(command, env=env, ready_path="/ready", timeout=180, name="gateway") as server:
         for block in range(blocks):
             for label in results:
@@ -154,8 +152,7 @@ def compare_dashboard(
                         run_bench(server.url, store.user_ids, traffic_window(store), **common)
                     )
                 viewer_errors += viewer.errors
-                recomputed += len(viewer.computed)
-                seconds += viewer.seconds
+                seen.update(viewer.computed)
     summaries = {label: merge(parts).summary() for label, parts in results.items()}
     for label, summary in summaries.items():
         if summary["errors"] == summary["requests"]:
@@ -164,8 +161,8 @@ def compare_dashboard(
         "dashboard": {
             "refresh_s": refresh_s,
             "poll_s": poll_s,
-            "results_seen": recomputed,
-            "analysis_seconds_median": round(float(np.median(seconds)), 2) if seconds else None,
+            "results_seen": len(seen),
+            "analysis_seconds_median": round(float(np.median(list(seen.values()))), 2) if seen else None,
             "viewer_errors": viewer_errors,
         },
         **side_by_side(summaries["without page"], summaries["with page refreshing"], BAR_P99_INCREASE),

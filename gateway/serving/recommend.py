@@ -99,6 +99,7 @@ def recommend(
     excluded = [store.liked_before(user_idx, seconds) if user_idx >= 0 else np.array([], dtype=np.int64)]
     cand = retrieve(snapshot, store, catalogue, user_idx, seconds, topic, mood, excluded[0])
     posts = cand.posts if cand is not None else None
+    history = cand.history if cand is not None else None
     retrieval_version = store.retrieval.version if cand is not None and store.retrieval else None
     if user_idx >= 0 and assignment.arm == INTERLEAVED:
         return _interleaved(
@@ -116,6 +117,7 @@ def recommend(
             excluded,
             posts,
             retrieval_version,
+            history,
         )
     features = None
     if user_idx < 0:
@@ -124,7 +126,7 @@ def recommend(
         version, cold = COLD_START_VERSION, True
     else:
         ranker = snapshot.rankers[assignment.arm]
-        features, scores = score_request(ranker, store, user_idx, seconds, posts)
+        features, scores = score_request(ranker, store, user_idx, seconds, posts, history=history)
         base = log_odds(scores)
         version, cold = snapshot.versions[assignment.arm], False
     best = ranked(base, store, catalogue, excluded, limit, topic, mood, mood_weight, posts)
@@ -160,7 +162,13 @@ def retrieve(
 
 
 def score_request(
-    ranker, store: FeatureStore, user_idx: int, seconds: int, posts: np.ndarray | None, features=None
+    ranker,
+    store: FeatureStore,
+    user_idx: int,
+    seconds: int,
+    posts: np.ndarray | None,
+    features=None,
+    history: dict | None = None,
 ) -> tuple[dict, np.ndarray]:
     """The request's features (computed unless given) and the ranker's scores: over the whole
     catalogue (``posts`` None) or over the candidate posts only (the same values for them)."""
@@ -169,7 +177,7 @@ def score_request(
         features = features if features is not None else store.compute(users, times)
         return features, ranker.score(store, users, times, features)[0]
     if features is None:
-        features = store.compute(users, times, np.zeros(len(posts), dtype=np.int64), posts)
+        features = store.compute(users, times, np.zeros(len(posts), dtype=np.int64), posts, history)
     return features, np.asarray(ranker.predict(features), dtype=np.float64)
 
 
@@ -222,13 +230,16 @@ def _interleaved(
     excluded: list[np.ndarray],
     posts: np.ndarray | None,
     retrieval_version: str | None,
+    history: dict | None,
 ) -> Recommendation:
     """Both teams' top ``limit`` over one shared candidate set and one feature computation,
     merged by team draft."""
     a, b = snapshot.experiment.arms[:2]
     features, lists = None, []
     for arm in (a, b):
-        features, scores = score_request(snapshot.rankers[arm], store, user_idx, seconds, posts, features)
+        features, scores = score_request(
+            snapshot.rankers[arm], store, user_idx, seconds, posts, features, history
+        )
         lists.append(
             ranked(
                 log_odds(scores), store, catalogue, excluded, limit, topic, mood, mood_weight, posts

@@ -52,7 +52,10 @@ def test_analysis_of_the_simulated_experiment(simulated):
         simulated["engine"], experiment="test-exp", window="1h", weights={"control": 50, "test": 50}
     )
     arms = result["arms"]
-    assert arms["control"]["requests"] + arms["test"]["requests"] == 600
+    # Under load the gateway may answer a few requests with the popularity fallback (deadline):
+    # logged outside the experiment and counted in "fallbacks", never in an arm.
+    fallbacks = sum(result["fallbacks"]["per_arm"].values())
+    assert arms["control"]["requests"] + arms["test"]["requests"] + fallbacks == 600
     assert 0 < arms["control"]["hitrate"] < 1 and 0 < arms["test"]["hitrate"] < 1
     assert (
         result["delta"]["ci95_absolute"][0]

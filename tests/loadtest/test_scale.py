@@ -7,7 +7,9 @@ from tests.conftest import write_config
 
 
 def test_measure_store_times_both_settings_per_arm(tiny_db, tiny_store_dir, tiny_models, tmp_path):
-    config = write_config(tmp_path / "c.yaml", db=tiny_db, features_dir=tiny_store_dir.parent, models=tiny_models)
+    config = write_config(
+        tmp_path / "c.yaml", db=tiny_db, features_dir=tiny_store_dir.parent, models=tiny_models
+    )
     result = measure_store(str(tiny_store_dir), str(config), [40, None], 30, 0)
     assert result["posts"] == 350 and result["rss_gb"] > 0 and result["retrieval"]
     two, whole = result["settings"]["40"], result["settings"]["all"]
@@ -15,5 +17,6 @@ def test_measure_store_times_both_settings_per_arm(tiny_db, tiny_store_dir, tiny
     for setting in (two, whole):
         assert set(setting["arms"]) == {"control", "test"}
         assert sum(a["count"] for a in setting["arms"].values()) == 30
+        assert set(setting["cpu"]) == set(setting["arms"]) and setting["cpu"]["test"]["p50_ms"] > 0
     png = plot_scale([result, {**result, "posts": 700}], tmp_path / "scale.png")
     assert png.read_bytes()[:4] == b"\x89PNG"

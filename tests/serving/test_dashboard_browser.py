@@ -70,7 +70,7 @@ def page_format(value, kind: str) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
     if kind == "int":
-        return f"{round(value):,}"
+        return f"{math.floor(value + 0.5):,}"  # Math.round: halves up
     if kind == "p":
         return "< 0.0001" if value < 0.0001 else _decimal(value, 4)
     if kind == "signed":
@@ -91,9 +91,10 @@ def lookup(results: dict, key: str):
     return node
 
 
-def cli_json(config: Path, *extra: str) -> dict:
+def cli_json(config: Path, *command: str) -> dict:
+    """``recsys analyze [command] --json --config config``."""
     done = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "analyze", "--json", "--config", str(config), *extra],
+        [sys.executable, "-m", "gateway.cli", "analyze", *command, "--json", "--config", str(config)],
         capture_output=True,
         text=True,
         env=os.environ.copy(),
@@ -122,9 +123,17 @@ def dashboard_server(simulated_modes, tiny_store_dir, tiny_models, tmp_path_fact
         interleave_weight=1,
         serving=SHADOW_TEST_SERVING,
     )
-    expected = {"analysis": cli_json(config), "shadow": cli_json(config, "--shadow")}
+    expected = {
+        "analysis": cli_json(config),
+        "shadow": cli_json(config, "--shadow"),
+        "power": cli_json(config, "power"),
+    }
     # The analysis at normal priority: at nice 19 + SCHED_IDLE a busy shared machine starves it.
-    env = {"RECSYS_DASHBOARD_TOKEN": TOKEN, "RECSYS_ADMIN_TOKEN": "admin-not-shown", "RECSYS_DASHBOARD__NICE": "0"}
+    env = {
+        "RECSYS_DASHBOARD_TOKEN": TOKEN,
+        "RECSYS_ADMIN_TOKEN": "admin-not-shown",
+        "RECSYS_DASHBOARD__NICE": "0",
+    }
     server = LiveServer(config, env)
     try:
         yield server, expected

@@ -103,7 +103,9 @@ def test_the_exposure_log_records_the_candidate_set(serving_parts, tiny_store):
     sink = MemoryExposureSink()
     user = int(tiny_store.user_ids[3])
     with TestClient(create_app(config_path=config, exposure_sink=sink)) as client:
-        r = client.get("/post/recommendations/", params={"id": user, "time": "2021-12-20T19:00:00", "limit": 5})
+        r = client.get(
+            "/post/recommendations/", params={"id": user, "time": "2021-12-20T19:00:00", "limit": 5}
+        )
         assert r.status_code == 200
         app_store = client.app.state.store
     (row,) = sink.rows.values()

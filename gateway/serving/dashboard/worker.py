@@ -4,7 +4,7 @@
 lowers its priority (``dashboard.nice``) and prints one JSON object: ``analysis`` (exactly what
 ``recsys analyze --json`` prints for the same settings), ``over_time`` (the notebook's
 ``report.effect_over_time``: the effect with its fixed and always-valid intervals at about 6
-cut-offs over the log's span) and ``shadow`` (``recsys analyze --shadow``
+cut-offs over the log's span), ``power`` (``recsys analyze power --json``) and ``shadow`` (``recsys analyze --shadow``
 without the truth's figures), each replaced by ``{"message": ...}`` when it cannot be computed.
 A child process, not a thread, so that pandas never holds the serving process's GIL.
 """
@@ -81,6 +81,23 @@ def over_time(engine: Engine, settings: Settings, points: int = POINTS) -> dict:
     }
 
 
+def power(engine: Engine, settings: Settings) -> dict:
+    """Users and days for the configured power at ``analysis.power_mde``, as ``recsys analyze power``."""
+    from gateway.analysis.planning import power_report
+    from gateway.assignment import Experiment
+
+    a = settings.analysis
+    return power_report(
+        engine,
+        Experiment.from_settings(settings.experiment),
+        mde=a.power_mde,
+        window="1h",
+        cuped_days=a.cuped_days,
+        alpha=a.alpha,
+        target_power=a.power,
+    )
+
+
 def compute(settings: Settings) -> dict:
     """Every part of the results; a part that cannot be computed says why."""
     from gateway.analysis.report import analyze_experiment
@@ -89,12 +106,13 @@ def compute(settings: Settings) -> dict:
     try:
         engine = connect(settings.database.url)
     except StorageError as exc:
-        return {key: {"message": str(exc)} for key in ("analysis", "over_time", "shadow")}
+        return {key: {"message": str(exc)} for key in ("analysis", "over_time", "shadow", "power")}
     began = time.perf_counter()
     parts = {
         "analysis": lambda: analyze_experiment(settings, engine),  # = `recsys analyze --json`
         "over_time": lambda: over_time(engine, settings),
         "shadow": lambda: analyze_shadow(engine, experiment=settings.experiment.name),
+        "power": lambda: power(engine, settings),  # = `recsys analyze power --json`
     }
     out: dict = {}
     for key, part in parts.items():

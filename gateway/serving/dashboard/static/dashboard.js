@@ -46,6 +46,11 @@ function num(value, key, kind) {
   return el("span", { "data-key": key, "data-kind": kind, "data-value": JSON.stringify(value ?? null) }, fmt(value, kind));
 }
 
+// A field that a row may lack (a metric the analysis could not compute): "—" without a data-key.
+function opt(obj, field, key, kind) {
+  return obj[field] === undefined ? "—" : num(obj[field], key + "." + field, kind);
+}
+
 function interval(pair, key, kind) {
   if (!Array.isArray(pair)) return "—";
   return el("span", { class: "interval" }, "[", num(pair[0], key + ".0", kind), ", ", num(pair[1], key + ".1", kind), "]");
@@ -296,8 +301,8 @@ async function renderResults(r) {
     fill("guardrails", table(["metric", "status", "difference", "95 % interval", "margin", "control", "test"], a.guardrails.map((g, i) => {
       const k = "analysis.guardrails." + i, status = String(g.status);
       const tone = /fail|worse|breach/i.test(status) ? "bad" : /pass|ok|non.?inferior/i.test(status) ? "ok" : "warn";
-      return [g.metric, badge(status, tone), num(g.absolute, k + ".absolute", "num"), interval(g.ci95_absolute, k + ".ci95_absolute", "num"),
-        num(g.margin, k + ".margin", g.relative ? "pct" : "num"), num(g.control, k + ".control", "num"), num(g.test, k + ".test", "num")];
+      return [g.metric, badge(status, tone), opt(g, "absolute", k, "num"), interval(g.ci95_absolute, k + ".ci95_absolute", "num"),
+        opt(g, "margin", k, g.relative ? "pct" : "num"), opt(g, "control", k, "num"), opt(g, "test", k, "num")];
     })));
   }
 
@@ -305,9 +310,22 @@ async function renderResults(r) {
   if (Array.isArray(a.secondary)) {
     fill("secondary", table(["metric", "control", "test", "difference", "95 % interval", "p", "p (adjusted)"], a.secondary.map((m, i) => {
       const k = "analysis.secondary." + i;
-      return [m.metric, num(m.control, k + ".control", "num"), num(m.test, k + ".test", "num"), num(m.absolute, k + ".absolute", "num"),
-        interval(m.ci95_absolute, k + ".ci95_absolute", "num"), num(m.p_value, k + ".p_value", "p"), num(m.p_value_adjusted, k + ".p_value_adjusted", "p")];
+      return [m.metric, opt(m, "control", k, "num"), opt(m, "test", k, "num"), opt(m, "absolute", k, "num"),
+        interval(m.ci95_absolute, k + ".ci95_absolute", "num"), opt(m, "p_value", k, "p"), opt(m, "p_value_adjusted", k, "p")];
     }), [false, true, true, true, true, true, true]), el("p", { class: "muted" }, a.secondary.length ? a.secondary[0].correction || "" : ""));
+  }
+  const pw = r.power;
+  show("power-card", !!pw);
+  if (pw && pw.message) fill("power", el("p", { class: "muted" }, pw.message));
+  else if (pw) {
+    const row = (label, part, kind) => [label, pw[part] ? el("span", {}, opt(pw[part], "plain", "power." + part, kind), " plain / ",
+      opt(pw[part], "cuped", "power." + part, kind), " with CUPED") : "—"];
+    fill("power", el("p", {}, "To detect ", opt(pw, "mde", "power", "signed"), " absolute Hitrate@5 with ", opt(pw, "power", "power", "pct"),
+      " power at alpha ", opt(pw, "alpha", "power", "num"), " (from the " + (pw.source || "experiment") + "):"), pairs([
+      row("users per arm", "users_per_arm", "int"), row("days at today's traffic", "days", "num"),
+      ["eligible users per day", opt(pw, "users_per_day", "power", "int")],
+      ["CUPED variance reduction", opt(pw, "variance_reduction", "power", "pct")],
+    ]));
   }
   const fb = a.fallbacks;
   show("fallbacks-card", !!fb);
