@@ -12,6 +12,7 @@ from gateway.cli.common import (
     ConfigOption,
     DbOption,
     FeaturesDirOption,
+    UserError,
     console,
     engine_from,
     friendly,
@@ -52,8 +53,8 @@ def evaluate_command(
             settings.serving.candidates = type(settings.serving)._enough_candidates(
                 candidates if candidates == "all" else int(candidates)
             )
-        except ValueError as exc:
-            raise typer.BadParameter(f"--candidates: {exc}") from None
+        except ValueError:
+            raise UserError(f"--candidates must be all or an integer in 10..100000, not {candidates!r}") from None
     store = store_from(features_dir, config)
     result = evaluate_arms(
         settings, store, lambda: engine_from(db, config), requests=requests, seed=seed, dump=dump

@@ -88,6 +88,8 @@ def test_the_readme_documents_every_command():
         (["data", "stats", "--db", "sqlite:////tmp/definitely/absent.db"], "recsys data synth"),
         (["features", "build", "--db", "mysql://x@y/z"], "unsupported database scheme"),
         (["analyze", "validate", "--mode", "bogus"], "unknown mode 'bogus'"),
+        (["evaluate", "--candidates", "many"], "--candidates must be all or an integer"),
+        (["bench", "--scale-store", "/tmp/absent-store-dir"], "not a feature-store version folder"),
     ],
 )
 def test_bad_input_gives_a_message_and_exit_2(args, message):

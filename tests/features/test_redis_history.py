@@ -78,7 +78,7 @@ def test_two_gateway_replicas_share_online_events(history, tiny_db, tiny_store_d
     prefix = history.namespace.split(":")[0]
     config = write_config(
         tmp_path / "config.yaml",
-        db=tiny_db,
+        db=f"sqlite:///{tmp_path / 'exposures.db'}",  # not the shared world: its exposures are counted elsewhere
         features_dir=tiny_store_dir.parent,
         models=tiny_models,
     )

@@ -39,7 +39,7 @@ def test_wrk_counts_statuses_and_who_served(tiny_store_dir, tiny_models, tiny_db
         pytest.fail("wrk is required (apt-get install wrk)")
     config = write_config(
         tmp_path / "config.yaml",
-        db=tiny_db,
+        db=f"sqlite:///{tmp_path / 'exposures.db'}",  # not the shared world: its exposures are counted elsewhere
         features_dir=tiny_store_dir.parent,
         models=tiny_models,
         serving={"admission": {"max_in_flight": 1, "shed_delay_ms": 0}, "deadline_ms": 0},

@@ -63,7 +63,7 @@ def test_a_collapse_ends_on_time_and_fails(tiny_store_dir, tiny_models, tiny_db,
     its end plus the grace, counts the rest as missed, and fails on the rate and the p99."""
     config = write_config(
         tmp_path / "config.yaml",
-        db=tiny_db,
+        db=f"sqlite:///{tmp_path / 'exposures.db'}",  # not the shared world: its exposures are counted elsewhere
         features_dir=tiny_store_dir.parent,
         models=tiny_models,
         serving={"admission": {"max_in_flight": 0}, "deadline_ms": 0},

@@ -28,7 +28,7 @@ def _app(root, tiny_db, tiny_store_dir, tiny_models, **serving):
     )
     if serving:
         data = yaml.safe_load(config.read_text())
-        data["serving"] = serving
+        data["serving"] = {**data.get("serving", {}), **serving}
         config.write_text(yaml.safe_dump(data))
     sink = MemoryExposureSink()
     return create_app(config_path=config, exposure_sink=sink), sink, config

@@ -126,7 +126,7 @@ def test_redis_stopped_under_load_costs_no_recommendation_and_recovers(
     history.close()
     config = write_config(
         tmp_path / "config.yaml",
-        db=tiny_db,
+        db=f"sqlite:///{tmp_path / 'exposures.db'}",  # not the shared world: its exposures are counted elsewhere
         features_dir=tiny_store_dir.parent,
         models=tiny_models,
         serving={
