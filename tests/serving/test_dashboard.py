@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import math
+import sqlite3
 
 import pytest
 from fastapi.testclient import TestClient
@@ -26,12 +27,13 @@ def basic(user: str, password: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def client(tiny_db, tiny_store_dir, tiny_models, tmp_path_factory):
-    """The gateway on the tiny world, whose database has no exposures table yet."""
+def client(tiny_store_dir, tiny_models, tmp_path_factory):
+    """The gateway on the tiny world's features and models, with a database of its own that
+    has no exposures table (its exposures go to memory)."""
     root = tmp_path_factory.mktemp("dashboard-app")
-    config = write_config(
-        root / "config.yaml", db=tiny_db, features_dir=tiny_store_dir.parent, models=tiny_models
-    )
+    sqlite3.connect(root / "empty.db").close()
+    db = f"sqlite:///{root / 'empty.db'}"
+    config = write_config(root / "config.yaml", db=db, features_dir=tiny_store_dir.parent, models=tiny_models)
     app = create_app(config_path=config, exposure_sink=MemoryExposureSink())
     with TestClient(app) as c:
         yield c
