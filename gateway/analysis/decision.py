@@ -89,7 +89,7 @@ class ArmUsers:
         return SampleMeanStatistic.from_values(self.hits[keep] / self.requests[keep])
 
 
-def _number(value: float | None) -> float | None:
+def json_number(value: float | None) -> float | None:
     """JSON-safe: NaN and infinities become null."""
     if value is None or not math.isfinite(value):
         return None
@@ -99,10 +99,10 @@ def _number(value: float | None) -> float | None:
 def result_object(result: TestResult, method: str) -> dict:
     """``absolute``, ``relative``, ``ci95_absolute``, ``ci95_relative``, ``p_value`` (and ``message``)."""
     out = {
-        "absolute": _number(result.absolute),
-        "relative": _number(result.relative),
-        "ci95_absolute": [_number(x) for x in result.ci95_absolute],
-        "ci95_relative": [_number(x) for x in result.ci95_relative],
+        "absolute": json_number(result.absolute),
+        "relative": json_number(result.relative),
+        "ci95_absolute": [json_number(x) for x in result.ci95_absolute],
+        "ci95_relative": [json_number(x) for x in result.ci95_relative],
         "p_value": float(result.p_value),
         "method": method,
     }
@@ -135,9 +135,9 @@ def cuped_object(control: ArmUsers, treatment: ArmUsers, alpha: float = 0.05) ->
     ``variance_reduction`` (1 − Var(adjusted effect) / Var(plain effect))."""
     result = two_sided_ttest(control.cuped(), treatment.cuped(), alpha)
     out = result_object(result, CUPED_METHOD)
-    out["theta"] = _number(result.theta) if result.theta is not None else 0.0
+    out["theta"] = json_number(result.theta) if result.theta is not None else 0.0
     out["variance_reduction"] = (
-        _number(result.variance_reduction) if result.variance_reduction is not None else 0.0
+        json_number(result.variance_reduction) if result.variance_reduction is not None else 0.0
     )
     out["users_with_pre_period"] = control.with_pre_period + treatment.with_pre_period
     out["cold_start_users"] = control.n + treatment.n - out["users_with_pre_period"]
@@ -200,7 +200,7 @@ def compare_many(
             entry["correction"] = correction if len(others) > 1 else "none (one comparison)"
             if entry["absolute"] is not None and entry["ci95_absolute"][0] is not None:
                 low, high = adjusted_interval(entry["absolute"], p, tuple(entry["ci95_absolute"]), alpha)
-                entry["ci95_absolute_adjusted"] = [_number(low), _number(high)]
+                entry["ci95_absolute_adjusted"] = [json_number(low), json_number(high)]
     return out
 
 

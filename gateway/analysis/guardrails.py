@@ -23,12 +23,12 @@ p-values of the secondary metrics are Holm-adjusted across the secondary metrics
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from gateway.analysis.decision import json_number
 from gateway.analysis.frequentist import non_inferiority_test, two_sided_ttest
 from gateway.analysis.multiple_testing import holm
 from gateway.analysis.statistics import RatioStatistic, SampleMeanStatistic
@@ -133,10 +133,6 @@ def quantile_bootstrap(
     }
 
 
-def _finite(x) -> float | None:
-    return float(x) if x is not None and math.isfinite(x) else None
-
-
 def secondary(
     control: ArmMetrics,
     treatment: ArmMetrics,
@@ -198,10 +194,10 @@ def _ratio_row(metric: str, c, t, method: str) -> dict:
     result = two_sided_ttest(c, t)
     row = {
         "metric": metric,
-        "control": _finite(c.mean),
-        "test": _finite(t.mean),
-        "absolute": _finite(result.absolute),
-        "ci95_absolute": [_finite(x) for x in result.ci95_absolute],
+        "control": json_number(c.mean),
+        "test": json_number(t.mean),
+        "absolute": json_number(result.absolute),
+        "ci95_absolute": [json_number(x) for x in result.ci95_absolute],
         "p_value": float(result.p_value),
         "method": method,
     }

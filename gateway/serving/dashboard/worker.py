@@ -21,16 +21,13 @@ import time
 import pandas as pd
 from sqlalchemy import Engine
 
+from gateway.analysis.decision import json_number
 from gateway.analysis.report import AnalysisError
 from gateway.config import Settings
 from gateway.storage import StorageError, connect, read_frame
 from gateway.tables import Tables
 
 POINTS = 6  # cut-offs of the effect over time (each is one aggregation of the log in SQL)
-
-
-def _finite(value) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def over_time(engine: Engine, settings: Settings, points: int = POINTS) -> dict:
@@ -70,11 +67,11 @@ def over_time(engine: Engine, settings: Settings, points: int = POINTS) -> dict:
             {
                 "until": time.isoformat(),
                 "users": int(row["users"]),
-                "absolute": _finite(row["absolute"]),
-                "ci95_absolute": [_finite(row["ci_low"]), _finite(row["ci_high"])],
-                "sequential_ci95_absolute": [_finite(row["seq_low"]), _finite(row["seq_high"])],
-                "p_value": _finite(row["p_value"]),
-                "sequential_p_value": _finite(row["p_value_sequential"]),
+                "absolute": json_number(row["absolute"]),
+                "ci95_absolute": [json_number(row["ci_low"]), json_number(row["ci_high"])],
+                "sequential_ci95_absolute": [json_number(row["seq_low"]), json_number(row["seq_high"])],
+                "p_value": json_number(row["p_value"]),
+                "sequential_p_value": json_number(row["p_value_sequential"]),
             }
             for time, row in frame.iterrows()
         ],
