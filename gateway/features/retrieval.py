@@ -442,6 +442,9 @@ class Retriever:
         value = self.popular_taste_logit[day, clusters, :k] + FACTOR_WEIGHT * score[clusters, None]
         posts, value = posts.ravel(), value.ravel()
         keep = np.flatnonzero(posts >= 0)
+        if len(keep) > k:  # only the values at or above the k-th best need sorting (ties kept)
+            kth = np.partition(-value[keep], k - 1)[k - 1]
+            keep = keep[-value[keep] <= kth]
         best = keep[np.lexsort((posts[keep], -value[keep]))[:k]]
         return posts[best]
 
