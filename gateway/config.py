@@ -163,6 +163,10 @@ class ServingSettings(Section):
     # A ranker that has not answered this long after the request arrived yields the popularity
     # fallback (counted); 0 = wait for it.
     deadline_ms: float = Field(250.0, ge=0.0, le=600_000.0)
+    # How long a thread may hold the GIL while another waits for it (Python's switch interval,
+    # sys.setswitchinterval; Python's default is 5 ms). The event loop, which parses requests and
+    # answers shed ones, waits up to this long for the GIL each time a model thread holds it.
+    gil_switch_ms: float = Field(5.0, gt=0.0, le=100.0)
     # Redis failures open a circuit breaker: requests use the local history without calling
     # Redis for this long, then one request probes it again.
     redis_breaker_cooldown_s: float = Field(2.0, gt=0.0, le=3600.0)

@@ -42,6 +42,11 @@ def _keys(entity: np.ndarray, seconds: np.ndarray) -> np.ndarray:
     return (np.asarray(entity, dtype=np.int64) << _SHIFT) | _rel(seconds)
 
 
+def _key(entity: int, seconds: int) -> int:
+    """``_keys`` of one event, in Python integers: a lookup for one request pays no numpy call."""
+    return (int(entity) << int(_SHIFT)) | min(max(int(seconds) - _T0, 0), int(_MAX_REL))
+
+
 def _count_between(keys: np.ndarray, entity: np.ndarray, since: np.ndarray, until: np.ndarray) -> np.ndarray:
     """Number of events of ``entity`` with since <= time < until."""
     return np.searchsorted(keys, _keys(entity, until)) - np.searchsorted(keys, _keys(entity, since))
@@ -141,8 +146,8 @@ class EventIndex:
         )
 
     def liked_before(self, user_idx: int, seconds: int) -> np.ndarray:
-        lo = np.searchsorted(self.like_keys, _keys(user_idx, 0))
-        hi = np.searchsorted(self.like_keys, _keys(user_idx, seconds))
+        lo = self.like_keys.searchsorted(_key(user_idx, 0))
+        hi = self.like_keys.searchsorted(_key(user_idx, seconds))
         return self.like_post[lo:hi]
 
 
@@ -272,6 +277,12 @@ class FeatureStore:
     def user_index(self, user_ids: np.ndarray) -> np.ndarray:
         """Dense indices; -1 for ids the store has never seen."""
         return _index(self.user_ids, user_ids)
+
+    def user_position(self, user_id: int) -> int:
+        """``user_index`` of one id, without numpy's per-call overhead (the request path's)."""
+        ids = self.user_ids
+        i = int(ids.searchsorted(user_id))
+        return i if i < len(ids) and ids[i] == user_id else -1
 
     def post_index(self, post_ids: np.ndarray) -> np.ndarray:
         return _index(self.post_ids, post_ids)

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -39,6 +40,7 @@ from gateway.serving.fallback import PopularityFallback
 from gateway.serving.limits import BodySizeLimit
 from gateway.serving.moods import configured_encoder
 from gateway.serving.prometheus import Metrics
+from gateway.serving.protocol import CoalescingHttpToolsProtocol
 from gateway.serving.routes import catalogue, dashboard, events, ops, recommendations
 from gateway.serving.shadow import CountRequests, Idle, ShadowScorer
 from gateway.serving.state import Catalogue, ReloadError, ServingState, build_snapshot, compile_in_background
@@ -110,6 +112,7 @@ def create_app(
         app.state.catalogue = Catalogue.load(store_dir, store)
         app.state.mood_encoder = configured_encoder(cfg, store_dir, app.state.catalogue)
         app.state.fallback = PopularityFallback(store, app.state.catalogue.topic_codes)
+        sys.setswitchinterval(cfg.serving.gil_switch_ms / 1000)
         admission = Admission(cfg.serving.admission)
         app.state.deadline = Deadline(cfg.serving.deadline_ms, admission)
         _watch_admission(app.state.metrics, admission, cfg)
@@ -298,4 +301,5 @@ def run(config_path: Path, *, host: str, port: int, workers: int, log_level: str
         workers=workers,
         log_level=log_level,
         timeout_graceful_shutdown=30,
+        http=CoalescingHttpToolsProtocol,
     )
