@@ -324,16 +324,6 @@ def soak_command(
         float,
         typer.Option(min=0, max=60, help="Seconds after the run an answer may still arrive; later = missed."),
     ] = 2.0,
-    against: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--against",
-            help="--overload: another config (repeatable) whose gateway gets the same phases in the same run.",
-        ),
-    ] = None,
-    rounds: Annotated[
-        int, typer.Option(min=1, max=20, help="--overload: rounds of phases, each gateway in turn per round.")
-    ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     features_dir: FeaturesDirOption = None,
     config: ConfigOption = None,
