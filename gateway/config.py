@@ -99,12 +99,13 @@ class ExperimentSettings(Section):
 
 class AdmissionSettings(Section):
     """Admission control per process (README "Overload"): at most ``max_in_flight``
-    recommendation requests are worked on at once; the excess gets the popularity fallback
-    or a 503 with Retry-After, after ``shed_delay_ms`` (paces clients that retry at once)."""
+    recommendation requests are worked on at once; a request past the bound waits up to
+    ``shed_delay_ms`` for a slot (newest first), then gets the popularity fallback or a 503 with
+    Retry-After (the wait also paces clients that retry at once)."""
 
-    max_in_flight: int = Field(6, ge=0, le=10_000)  # 0 = no bound
+    max_in_flight: int = Field(4, ge=0, le=10_000)  # 0 = no bound
     overflow: str = "fallback"
-    shed_delay_ms: float = Field(20.0, ge=0.0, le=10_000.0)
+    shed_delay_ms: float = Field(40.0, ge=0.0, le=10_000.0)
     retry_after_s: int = Field(1, ge=0, le=3600)
 
     @field_validator("overflow")
@@ -163,10 +164,6 @@ class ServingSettings(Section):
     # A ranker that has not answered this long after the request arrived yields the popularity
     # fallback (counted); 0 = wait for it.
     deadline_ms: float = Field(250.0, ge=0.0, le=600_000.0)
-    # How long a thread may hold the GIL while another waits for it (Python's switch interval,
-    # sys.setswitchinterval; Python's default is 5 ms). The event loop, which parses requests and
-    # answers shed ones, waits up to this long for the GIL each time a model thread holds it.
-    gil_switch_ms: float = Field(5.0, gt=0.0, le=100.0)
     # Redis failures open a circuit breaker: requests use the local history without calling
     # Redis for this long, then one request probes it again.
     redis_breaker_cooldown_s: float = Field(2.0, gt=0.0, le=3600.0)

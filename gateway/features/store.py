@@ -10,6 +10,7 @@ gateway receives new events (``append_events``), so a like is visible to later r
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,8 +147,10 @@ class EventIndex:
         )
 
     def liked_before(self, user_idx: int, seconds: int) -> np.ndarray:
-        lo = self.like_keys.searchsorted(_key(user_idx, 0))
-        hi = self.like_keys.searchsorted(_key(user_idx, seconds))
+        # bisect, not numpy's searchsorted: that releases the GIL, and the event loop (which
+        # answers shed requests with this) then waits for a model thread to hand it back
+        lo = bisect_left(self.like_keys, _key(user_idx, 0))
+        hi = bisect_left(self.like_keys, _key(user_idx, seconds))
         return self.like_post[lo:hi]
 
 
@@ -279,9 +282,10 @@ class FeatureStore:
         return _index(self.user_ids, user_ids)
 
     def user_position(self, user_id: int) -> int:
-        """``user_index`` of one id, without numpy's per-call overhead (the request path's)."""
+        """``user_index`` of one id, without numpy's per-call overhead nor a release of the GIL
+        (``EventIndex.liked_before`` says why)."""
         ids = self.user_ids
-        i = int(ids.searchsorted(user_id))
+        i = bisect_left(ids, user_id)
         return i if i < len(ids) and ids[i] == user_id else -1
 
     def post_index(self, post_ids: np.ndarray) -> np.ndarray:
@@ -289,12 +293,16 @@ class FeatureStore:
 
     # -- lookups -------------------------------------------------------------------------
     def liked_before(self, user_idx: int, seconds: int) -> np.ndarray:
-        """Dense indices of the posts the user liked strictly before ``seconds``."""
-        liked = self.base.liked_before(user_idx, seconds)
+        """Dense indices of the posts the user liked strictly before ``seconds``, ascending."""
+        return np.array(sorted(self.liked_set(user_idx, seconds)), dtype=np.int64)
+
+    def liked_set(self, user_idx: int, seconds: int) -> set[int]:
+        """``liked_before`` as a set of Python integers (no numpy call that releases the GIL)."""
+        liked = set(self.base.liked_before(user_idx, seconds).tolist())
         recent = self.recent
         if recent is not None:
-            liked = np.concatenate([liked, recent.liked_before(user_idx, seconds)])
-        return np.unique(liked)
+            liked.update(recent.liked_before(user_idx, seconds).tolist())
+        return liked
 
     def liked_before_each(self, user_idx: np.ndarray, seconds: np.ndarray) -> list[np.ndarray]:
         """``liked_before`` for each request of a batch."""

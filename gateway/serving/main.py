@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -112,7 +111,6 @@ def create_app(
         app.state.catalogue = Catalogue.load(store_dir, store)
         app.state.mood_encoder = configured_encoder(cfg, store_dir, app.state.catalogue)
         app.state.fallback = PopularityFallback(store, app.state.catalogue.topic_codes)
-        sys.setswitchinterval(cfg.serving.gil_switch_ms / 1000)
         admission = Admission(cfg.serving.admission)
         app.state.deadline = Deadline(cfg.serving.deadline_ms, admission)
         _watch_admission(app.state.metrics, admission, cfg)

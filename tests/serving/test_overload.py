@@ -4,7 +4,6 @@ deadline, on the real server (``recsys serve`` in a subprocess) logging to a rea
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 import time
 
@@ -267,23 +266,3 @@ def test_request_ids_are_32_hex_digits_and_do_not_repeat():
     ids = [new_request_id() for _ in range(20_000)]
     assert len(set(ids)) == len(ids) and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
 
-
-def test_the_gil_switch_interval_is_the_configured_one(tiny_store_dir, tiny_models, tmp_path):
-    from gateway.config import load_settings
-    from gateway.serving.main import create_app
-    from gateway.serving.server import serve_in_thread
-
-    config = write_config(
-        tmp_path / "config.yaml",
-        db=f"sqlite:///{tmp_path / 'exposures.db'}",
-        features_dir=tiny_store_dir.parent,
-        models=tiny_models,
-        serving={"gil_switch_ms": 0.5},
-    )
-    before = sys.getswitchinterval()
-    try:
-        with serve_in_thread(create_app(load_settings(config))) as url:
-            assert httpx.get(url + "/health").status_code == 200
-            assert sys.getswitchinterval() == pytest.approx(0.0005)
-    finally:
-        sys.setswitchinterval(before)
