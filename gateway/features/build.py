@@ -191,6 +191,7 @@ def build_feature_store(
             day0=day0,
             cutoff=day0 + n_days * 86400,
             backend=retrieval_index,
+            taste_cluster=taste_cluster,
         )
         np.savez(
             tmp / A.TEXT_SPACE,

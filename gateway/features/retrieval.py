@@ -10,6 +10,10 @@ de-duplicated and stripped of the posts the user liked before the request time:
 * ``popular``: the most-liked posts before the request's day (highest smoothed like rate, as
   the ``post_ctr`` feature computes it): overall, or the request's topic's;
 * ``clusters``: the most-liked posts of the user's favourite text clusters;
+* ``factors``: the posts with the best like log-odds for this user by the taste factors
+  (``features/taste.py``): each post's smoothed like rate before the day (log-odds) plus the
+  user's factor score of its taste cluster (the ``u_taste_score`` feature, from the same
+  fold-in, computed once per request); a merge of per-day, per-taste-cluster lists;
 * ``mood``: the posts most similar to the request's mood, when one is sent.
 
 The taste space is an interface (``TasteSpace``): today the posts' TF-IDF/SVD text vectors and
@@ -40,7 +44,10 @@ RETRIEVAL_DIR = "retrieval"  # inside a feature-store version
 TABLES = "popular.npz"
 META = "retrieval.json"
 ALL_INDEX = "all.index"  # every post: one search for a request without a topic
-SHARES = {"taste": 0.25, "clusters": 0.25, "popular": 0.5}  # of serving.candidates
+# Shares of serving.candidates and the factor score's weight against the post's like log-odds:
+# chosen by candidate recall on held-out requests of three world seeds (README "Two-stage serving").
+SHARES = {"popular": 0.3, "taste": 0.1, "clusters": 0.1, "factors": 0.5}
+FACTOR_WEIGHT = 0.5
 MOOD_SHARE = 0.25  # extra, when a mood is sent
 
 
@@ -256,6 +263,7 @@ def build_retrieval(
     cutoff: int,
     backend: str,
     taste: str = TextTaste.name,
+    taste_cluster: np.ndarray | None = None,
 ) -> dict:
     """Write the retrieval artifacts of a feature-store version into ``out/retrieval``: the
     popularity tables from the events before ``cutoff`` (each day's from the events before that
@@ -272,6 +280,7 @@ def build_retrieval(
         everything=popular_lists(rate, np.zeros(n_posts, np.int64), 1, POPULAR_DEPTH)[:, 0],
         topic=popular_lists(rate, topic, n_topics, POPULAR_DEPTH),
         cluster=popular_lists(rate, cluster, n_clusters, POPULAR_DEPTH),
+        **(taste_tables(rate, taste_cluster) if taste_cluster is not None else {}),
     )
     for t in range(n_topics):
         build_index(backend, np.flatnonzero(topic == t), vectors).save(folder / f"topic-{t}.index")
@@ -289,6 +298,16 @@ def build_retrieval(
     return meta
 
 
+def taste_tables(rate: np.ndarray, taste_cluster: np.ndarray) -> dict[str, np.ndarray]:
+    """Per day and taste cluster, the most-liked posts before the day and their like log-odds
+    (-inf pads): the ``factors`` source adds the user's cluster score and merges them."""
+    lists = popular_lists(rate, taste_cluster, int(taste_cluster.max()) + 1, POPULAR_DEPTH)
+    days = np.arange(len(rate))[:, None, None]
+    p = rate[days, np.maximum(lists, 0)].astype(np.float64)
+    logit = np.where(lists >= 0, np.log(p) - np.log1p(-p), -np.inf).astype(np.float32)
+    return {"taste_cluster": lists, "taste_cluster_logit": logit}
+
+
 def datetime_text(seconds: int) -> str:
     return str(np.datetime64(int(seconds), "s"))
 
@@ -301,6 +320,7 @@ class Candidates:
     posts: np.ndarray
     sources: dict[str, int]
     history: dict[str, np.ndarray] | None = None  # the user's history read for it (reused by features)
+    taste: object | None = None  # the store's TasteTerms of the request (reused by features)
 
 
 @dataclass
@@ -316,6 +336,10 @@ class Retriever:
     popular_cluster: np.ndarray  # (days, clusters, depth)
     day0: int
     taste: TasteSpace
+    popular_taste: np.ndarray | None = None  # (days, taste clusters, depth); older builds: None
+    popular_taste_logit: np.ndarray | None = None  # their like log-odds before the day
+    taste_topic: np.ndarray | None = None  # the topic of each taste cluster
+    shares: dict[str, float] | None = None  # of serving.candidates per source (None: SHARES)
 
     @classmethod
     def load(cls, store_dir: Path, store) -> Retriever:
@@ -336,6 +360,11 @@ class Retriever:
                 if whole.exists() or meta["backend"] == "exact"
                 else None
             )
+            factors = "taste_cluster" in tables.files
+            taste_topic = None
+            if factors:
+                taste_topic = np.zeros(tables["taste_cluster"].shape[1], np.int64)
+                taste_topic[store.posts["taste_cluster"]] = topic
             return cls(
                 meta=meta,
                 version=f"{store.version}/{meta['backend']}",
@@ -346,6 +375,9 @@ class Retriever:
                 popular_cluster=tables["cluster"],
                 day0=int(store.manifest["day0"]),
                 taste=TextTaste(),
+                popular_taste=tables["taste_cluster"] if factors else None,
+                popular_taste_logit=tables["taste_cluster_logit"] if factors else None,
+                taste_topic=taste_topic,
             )
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise RetrievalError(
@@ -366,25 +398,30 @@ class Retriever:
         excluded: np.ndarray | None = None,
     ) -> Candidates:
         """At most about ``n`` posts (more with a mood) for one request; ``user_idx`` < 0 is a
-        user without history (popular and mood sources only)."""
+        user without history (popular and mood sources only). A personal source that has
+        nothing for this user (no likes, no taste vector, an older build without the factor
+        tables) gives its share to ``popular``."""
         day = self._day(seconds)
         topics = list(range(len(self.indexes))) if topic is None else [topic]
         found: dict[str, np.ndarray] = {}
-        history = store.history(np.array([user_idx]), np.array([seconds])) if user_idx >= 0 else None
-        taste_share = SHARES["taste"] if history is not None else 0.0
-        cluster_share = SHARES["clusters"] if history is not None else 0.0
-        popular_n = max(1, round(n * (1.0 - taste_share - cluster_share)))
-        vector = self.taste.user_vector(store, history) if history is not None else None
-        if vector is not None:
-            found["taste"] = self._nearest(vector, topics, max(1, round(n * taste_share)))
-        else:
-            popular_n += round(n * taste_share)
-        if history is not None and int(history["likes"][0]) > 0:
-            found["clusters"] = self._favourite_clusters(
-                history["cluster_likes"][0], day, max(1, round(n * cluster_share)), topic, store
-            )
-        else:
-            popular_n += round(n * cluster_share)
+        known = user_idx >= 0
+        history = store.history(np.array([user_idx]), np.array([seconds])) if known else None
+        terms = store.taste_terms(np.array([user_idx]), np.array([seconds])) if known else None
+        liked = history is not None and int(history["likes"][0]) > 0
+        shares = self.shares or SHARES
+        popular_n = max(1, round(n * shares.get("popular", 0.0)))
+        for name, share in shares.items():
+            k = max(1, round(n * share))
+            if name == "taste":
+                vector = self.taste.user_vector(store, history) if history is not None else None
+                if vector is not None:
+                    found[name] = self._nearest(vector, topics, k)
+            elif name == "clusters" and liked:
+                found[name] = self._favourite_clusters(history["cluster_likes"][0], day, k, topic, store)
+            elif name == "factors" and terms is not None and self.popular_taste is not None:
+                found[name] = self._by_factors(terms.score[0], day, k, topic)
+            if name != "popular" and name not in found:
+                popular_n += round(n * share)
         found["popular"] = (
             self.popular_all[day, :popular_n] if topic is None else self.popular_topic[day, topic, :popular_n]
         )
@@ -394,7 +431,22 @@ class Retriever:
         union = union[union >= 0]
         if excluded is not None and len(excluded):
             union = union[~np.isin(union, excluded)]
-        return Candidates(union, {name: int((f >= 0).sum()) for name, f in found.items()}, history)
+        return Candidates(union, {name: int((f >= 0).sum()) for name, f in found.items()}, history, terms)
+
+    def _by_factors(self, score: np.ndarray, day: int, k: int, topic: int | None) -> np.ndarray:
+        """The ``k`` posts with the highest like log-odds before the day plus the user's factor
+        score of their taste cluster (within the topic): each cluster's list is sorted by the
+        log-odds, so its first ``k`` hold every post of it that can make the merged top ``k``."""
+        clusters = np.arange(len(score)) if topic is None else np.flatnonzero(self.taste_topic == topic)
+        posts = self.popular_taste[day, clusters, :k]
+        value = self.popular_taste_logit[day, clusters, :k] + FACTOR_WEIGHT * score[clusters, None]
+        posts, value = posts.ravel(), value.ravel()
+        keep = np.flatnonzero(posts >= 0)
+        if len(keep) > k:  # only the values at or above the k-th best need sorting (ties kept)
+            kth = np.partition(-value[keep], k - 1)[k - 1]
+            keep = keep[-value[keep] <= kth]
+        best = keep[np.lexsort((posts[keep], -value[keep]))[:k]]
+        return posts[best]
 
     def _nearest(self, vector: np.ndarray, topics: list[int], k: int) -> np.ndarray:
         """The ``k`` nearest posts over the topics' indexes (merged by score), or the whole

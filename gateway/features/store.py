@@ -154,6 +154,19 @@ class EventIndex:
         return self.like_post[lo:hi]
 
 
+@dataclass(frozen=True)
+class TasteTerms:
+    """Per request: views and likes per taste cluster before the request's day, the user terms
+    folded in from them, each cluster's factor score (user factor · cluster factor) and the
+    predicted like probability (all terms)."""
+
+    views: np.ndarray  # (requests, taste clusters)
+    likes: np.ndarray
+    theta: np.ndarray  # (requests, rank + 1): user bias, then user factor
+    score: np.ndarray  # (requests, taste clusters) float32
+    pred: np.ndarray  # (requests, taste clusters)
+
+
 @dataclass
 class FeatureStore:
     manifest: dict
@@ -329,6 +342,19 @@ class FeatureStore:
         day = (np.asarray(seconds, dtype=np.int64) - self.manifest["day0"]) // 86400
         return np.clip(day, 0, self.post_views_before.shape[0] - 1)
 
+    def taste_terms(self, user_idx: np.ndarray, seconds: np.ndarray) -> TasteTerms:
+        """Each request's taste terms (``taste_before_day``) and the scores they give every
+        taste cluster: what the taste features and the retrieval's ``factors`` source read
+        (computed once per request and shared by both)."""
+        views, likes, theta = self.taste_before_day(user_idx, seconds)
+        return TasteTerms(
+            views,
+            likes,
+            theta,
+            score=_rowwise_dot(theta[:, 1:], self.taste.factors).astype(np.float32),
+            pred=1.0 / (1.0 + np.exp(-(self.taste.bias + _rowwise_dot(theta, self.taste.design)))),
+        )
+
     def taste_before_day(self, user_idx: np.ndarray, seconds: np.ndarray) -> tuple[np.ndarray, ...]:
         """Views and likes per taste cluster before the start of each request's day, and the
         user terms folded in from them: computed once per distinct (user, day) of the batch."""
@@ -365,12 +391,14 @@ class FeatureStore:
         pair_request: np.ndarray | None = None,
         pair_post: np.ndarray | None = None,
         history: dict[str, np.ndarray] | None = None,
+        taste: TasteTerms | None = None,
     ) -> dict[str, np.ndarray]:
         """All features for (request, post) pairs; requests are (user index, epoch seconds).
 
         Without pairs, every request is paired with every post (requests x catalogue, in
         request-major order). History uses only events strictly before each request's time
-        (``history``: ``self.history(user_idx, seconds)`` when the caller already has it).
+        (``history``: ``self.history(user_idx, seconds)`` when the caller already has it;
+        ``taste``: ``self.taste_terms(user_idx, seconds)`` likewise).
         """
         user_idx = np.asarray(user_idx, dtype=np.int64)
         seconds = np.asarray(seconds, dtype=np.int64)
@@ -393,9 +421,9 @@ class FeatureStore:
             (likes > 0)[:, None], profile / np.maximum(likes, 1)[:, None] - self.post_emb_mean, 0.0
         )
         contrast /= np.maximum(np.linalg.norm(contrast, axis=1), 1e-9)[:, None]
-        taste_views, taste_likes, taste_theta = self.taste_before_day(user_idx, seconds)
-        taste_score = _rowwise_dot(taste_theta[:, 1:], self.taste.factors).astype(np.float32)  # (requests, clusters)
-        taste_pred = 1.0 / (1.0 + np.exp(-(self.taste.bias + _rowwise_dot(taste_theta, self.taste.design))))
+        terms = taste if taste is not None else self.taste_terms(user_idx, seconds)
+        taste_views, taste_likes, taste_theta = terms.views, terms.likes, terms.theta
+        taste_score, taste_pred = terms.score, terms.pred  # (requests, clusters)
         taste_rate = ((taste_likes + TASTE_PRIOR_VIEWS * taste_pred) / (taste_views + TASTE_PRIOR_VIEWS)).astype(
             np.float32
         )

@@ -100,6 +100,7 @@ def recommend(
     cand = retrieve(snapshot, store, catalogue, user_idx, seconds, topic, mood, excluded[0])
     posts = cand.posts if cand is not None else None
     history = cand.history if cand is not None else None
+    taste = cand.taste if cand is not None else None
     retrieval_version = store.retrieval.version if cand is not None and store.retrieval else None
     if user_idx >= 0 and assignment.arm == INTERLEAVED:
         return _interleaved(
@@ -118,6 +119,7 @@ def recommend(
             posts,
             retrieval_version,
             history,
+            taste,
         )
     features = None
     if user_idx < 0:
@@ -126,7 +128,7 @@ def recommend(
         version, cold = COLD_START_VERSION, True
     else:
         ranker = snapshot.rankers[assignment.arm]
-        features, scores = score_request(ranker, store, user_idx, seconds, posts, history=history)
+        features, scores = score_request(ranker, store, user_idx, seconds, posts, history=history, taste=taste)
         base = log_odds(scores)
         version, cold = snapshot.versions[assignment.arm], False
     best = ranked(base, store, catalogue, excluded, limit, topic, mood, mood_weight, posts)
@@ -169,15 +171,18 @@ def score_request(
     posts: np.ndarray | None,
     features=None,
     history: dict | None = None,
+    taste=None,
 ) -> tuple[dict, np.ndarray]:
     """The request's features (computed unless given) and the ranker's scores: over the whole
-    catalogue (``posts`` None) or over the candidate posts only (the same values for them)."""
+    catalogue (``posts`` None) or over the candidate posts only (the same values for them);
+    ``history`` and ``taste`` are the store's history and taste terms of the request, when
+    retrieval has read them."""
     users, times = np.array([user_idx]), np.array([seconds])
     if posts is None:
         features = features if features is not None else store.compute(users, times)
         return features, ranker.score(store, users, times, features)[0]
     if features is None:
-        features = store.compute(users, times, np.zeros(len(posts), dtype=np.int64), posts, history)
+        features = store.compute(users, times, np.zeros(len(posts), dtype=np.int64), posts, history, taste)
     return features, np.asarray(ranker.predict(features), dtype=np.float64)
 
 
@@ -231,6 +236,7 @@ def _interleaved(
     posts: np.ndarray | None,
     retrieval_version: str | None,
     history: dict | None,
+    taste=None,
 ) -> Recommendation:
     """Both teams' top ``limit`` over one shared candidate set and one feature computation,
     merged by team draft."""
@@ -238,7 +244,7 @@ def _interleaved(
     features, lists = None, []
     for arm in (a, b):
         features, scores = score_request(
-            snapshot.rankers[arm], store, user_idx, seconds, posts, features, history
+            snapshot.rankers[arm], store, user_idx, seconds, posts, features, history, taste
         )
         lists.append(
             ranked(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from gateway.features.retrieval import (
+    FACTOR_WEIGHT,
     META,
     RETRIEVAL_DIR,
+    SHARES,
     TABLES,
     ExactIndex,
     build_index,
@@ -41,7 +44,7 @@ def test_candidates_exclude_liked_before_and_honour_topic_and_mood(tiny_store):
         free = retrieval.candidates(tiny_store, int(user), seconds, 60, excluded=liked)
         assert len(free.posts) >= 30 and not np.isin(free.posts, liked).any()
         assert len(np.unique(topic_codes[free.posts])) > 1
-        assert set(free.sources) == {"taste", "clusters", "popular"}
+        assert set(free.sources) == {"taste", "clusters", "factors", "popular"}
         # without the exclusion the user's liked posts can come back: the exclusion did the work
         unfiltered = retrieval.candidates(tiny_store, int(user), seconds, 60)
         assert np.isin(unfiltered.posts, liked).any() or len(unfiltered.posts) == len(free.posts)
@@ -94,6 +97,7 @@ def test_an_index_built_at_a_date_contains_nothing_from_after_it(tiny_store, tmp
             day0=day0,
             cutoff=cutoff,
             backend="exact",
+            taste_cluster=tiny_store.posts["taste_cluster"],
         )
 
     meta = build("a", events)
@@ -108,7 +112,7 @@ def test_an_index_built_at_a_date_contains_nothing_from_after_it(tiny_store, tmp
     changed["like"][after] = True
     build("b", changed)
     a, b = (np.load(tmp_path / d / RETRIEVAL_DIR / TABLES) for d in ("a", "b"))
-    for table in ("everything", "topic", "cluster"):
+    for table in ("everything", "topic", "cluster", "taste_cluster", "taste_cluster_logit"):
         assert np.array_equal(a[table], b[table])
     # and the counts behind them are exactly the likes before each day (and before the cutoff)
     liked = events["like"].astype(bool)
@@ -153,3 +157,56 @@ def test_ann_backends_find_the_exact_neighbours_and_survive_a_save(backend, tmp_
         assert np.isin(got, ids).all() and (np.diff(scores) <= 1e-6).all()
         overlap.append(np.isin(want, got).mean())
     assert np.mean(overlap) >= 0.95
+
+
+def _factor_requests(store):
+    users, seconds = _requests(store)
+    return [(int(u), seconds) for u in users]
+
+
+def test_factors_source_takes_the_best_like_odds_plus_the_users_cluster_score(tiny_store):
+    """Known answer, computed over the whole catalogue: each post's smoothed like log-odds
+    before the day plus (weighted) the user's factor score of its taste cluster (the
+    ``u_taste_score`` feature), the top k; within a topic, that topic's posts only; the liked posts excluded."""
+    retrieval, topic_codes = tiny_store.retrieval, tiny_store.posts["topic"]
+    day0, days = tiny_store.manifest["day0"], tiny_store.manifest["days"]
+    rate = like_rate_before(tiny_store.events, len(topic_codes), day0, day0 + days * DAY)
+    k = 15
+    for user, seconds in _factor_requests(tiny_store):
+        day = (seconds - day0) // DAY
+        terms = tiny_store.taste_terms(np.array([user]), np.array([seconds]))
+        features = tiny_store.compute(np.array([user]), np.array([seconds]))
+        score = terms.score[0][tiny_store.posts["taste_cluster"]]
+        assert np.array_equal(score, features["u_taste_score"])  # the feature's own score
+        value = np.log(rate[day]) - np.log1p(-rate[day]) + FACTOR_WEIGHT * score
+        for topic in (None, *range(len(tiny_store.topic_share))):
+            got = retrieval._by_factors(terms.score[0], day, k, topic)
+            pool = np.arange(len(value)) if topic is None else np.flatnonzero(topic_codes == topic)
+            want = pool[np.lexsort((pool, -value[pool]))][: min(k, len(pool))]
+            assert np.allclose(np.sort(value[got]), np.sort(value[want]), atol=1e-5)
+            assert len(got) == len(want) and (topic is None or (topic_codes[got] == topic).all())
+        liked = tiny_store.liked_before(user, seconds)
+        found = retrieval.candidates(tiny_store, user, seconds, 60, excluded=liked)
+        assert found.sources["factors"] == round(60 * SHARES["factors"]) and not np.isin(found.posts, liked).any()
+        assert np.array_equal(found.taste.score, terms.score)  # read once, handed to the features
+
+
+def test_the_taste_terms_retrieval_read_give_the_features_bit_for_bit(tiny_store):
+    user, seconds = _factor_requests(tiny_store)[0]
+    found = tiny_store.retrieval.candidates(tiny_store, user, seconds, 60)
+    users, times = np.array([user]), np.array([seconds])
+    pairs = np.zeros(len(found.posts), np.int64)
+    reused = tiny_store.compute(users, times, pairs, found.posts, found.history, found.taste)
+    fresh = tiny_store.compute(users, times, pairs, found.posts)
+    assert all(np.array_equal(reused[name], fresh[name]) for name in fresh)
+
+
+def test_a_build_without_factor_tables_gives_the_factors_share_to_popular(tiny_store):
+    """An older feature-store version (no per-taste-cluster tables): the same number of
+    candidates, the factors' share taken by the popular source."""
+    old = dataclasses.replace(tiny_store.retrieval, popular_taste=None, popular_taste_logit=None)
+    user, seconds = _factor_requests(tiny_store)[0]
+    new = tiny_store.retrieval.candidates(tiny_store, user, seconds, 40)
+    got = old.candidates(tiny_store, user, seconds, 40)
+    assert "factors" in new.sources and "factors" not in got.sources
+    assert got.sources["popular"] == new.sources["popular"] + new.sources["factors"]

@@ -83,7 +83,7 @@ def test_two_stage_ranks_the_retrieved_posts_with_the_arms_ranker(serving_parts,
         got = recommend(snapshot, tiny_store, catalogue, user, seconds, 5)
         u = int(tiny_store.user_index([user])[0])
         assert got.retrieval_version == tiny_store.retrieval.version
-        assert 30 <= len(got.candidates) <= 80 and len(got.features["topic"]) == len(got.candidates)
+        assert 20 <= len(got.candidates) <= 80 and len(got.features["topic"]) == len(got.candidates)
         assert np.isin(got.post_idx, got.candidates).all()
         assert not np.isin(got.post_idx, tiny_store.liked_before(u, seconds)).any()
         # the best of the candidates by the arm's own whole-catalogue scores
@@ -109,5 +109,5 @@ def test_the_exposure_log_records_the_candidate_set(serving_parts, tiny_store):
         assert r.status_code == 200
         app_store = client.app.state.store
     (row,) = sink.rows.values()
-    assert 30 <= row.candidates <= 80
+    assert 20 <= row.candidates <= 80
     assert row.retrieval_version == app_store.retrieval.version
