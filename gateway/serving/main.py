@@ -195,6 +195,11 @@ def create_app(
 def _watch_admission(metrics: Metrics, admission: Admission, cfg: Settings) -> None:
     metrics.watch("recsys_in_flight", "Recommendation requests being worked on", lambda: admission.in_flight)
     metrics.watch(
+        "recsys_admission_waiting",
+        "Recommendation requests waiting for a slot (shed if none frees within shed_delay_ms)",
+        lambda: admission.waiting,
+    )
+    metrics.watch(
         "recsys_late_rankers",
         "Rankers still running past their deadline (they hold a slot)",
         lambda: admission.late,

@@ -260,6 +260,7 @@ def test_clients_past_the_bound_wait_for_a_slot_instead_of_being_shed(
     assert {r.status_code for r in responses} == {200}
     assert {r.headers["X-Recsys-Served-By"] for r in responses} == {"model"}
     assert "recsys_shed_total{" not in metrics and "recsys_fallbacks_total{" not in metrics
+    assert "recsys_admission_waiting 0.0" in metrics  # nobody waiting once the clients are done
 
 
 def test_request_ids_are_32_hex_digits_and_do_not_repeat():
