@@ -31,6 +31,23 @@ def _version(arm: str, kind: str, path: Path) -> str:
     return f"{arm}-{kind}-{datetime.now(UTC):%Y%m%d%H%M%S}-{digest}"
 
 
+_ROWS: dict[tuple, tuple] = {}  # the last training rows and their features (one entry)
+
+
+def training_rows(store: FeatureStore, split, max_rows: int, seed: int) -> tuple[dict, dict, dict, dict]:
+    """The sampled training and validation views and their features. Every arm reads the one
+    store, so arms trained in one process (``recsys demo``) on the same sample compute the
+    features once: the last sample is kept, keyed by the store and the sampling."""
+    key = (id(store), store.version, split.train, split.validation, max_rows, seed)
+    if key not in _ROWS:
+        _ROWS.clear()  # one entry: the memory of one sample's features
+        train = logged_views(store, split.train, max_rows, seed)
+        valid = logged_views(store, split.validation, max(50_000, max_rows // 4), seed + 1)
+        # The entry holds the store itself, so that its id is not reused by another store.
+        _ROWS[key] = (store, train, valid, features_for_views(store, train), features_for_views(store, valid))
+    return _ROWS[key][1:]
+
+
 def train_arm(
     arm: str,
     store: FeatureStore,
@@ -57,10 +74,8 @@ def train_arm(
     started = time.perf_counter()
     split = time_split(store, validation_days, evaluation_days)
     stderr.print(f"[bold]{arm}[/] ({kind}): sampling up to {max_rows:,} training views")
-    train = logged_views(store, split.train, max_rows, seed)
-    valid = logged_views(store, split.validation, max(50_000, max_rows // 4), seed + 1)
-    x_train = feature_matrix(features_for_views(store, train), names)
-    valid_features = features_for_views(store, valid)
+    train, valid, train_features, valid_features = training_rows(store, split, max_rows, seed)
+    x_train = feature_matrix(train_features, names)
     x_valid = feature_matrix(valid_features, names)
     y_train, y_valid = train["target"].astype(np.int32), valid["target"].astype(np.int32)
     stderr.print(f"{len(y_train):,} training rows, {len(y_valid):,} validation rows, {len(names)} features")

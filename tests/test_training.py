@@ -91,3 +91,20 @@ def test_the_configured_library_feature_set_and_params_are_used(tiny_store, tmp_
         train(ModelSettings(library="lightgbm", feature_set="nope"))
     with pytest.raises(ModelError, match="unknown model kind 'xgboost'"):
         train(ModelSettings(library="xgboost", feature_set="classic"))
+
+
+def test_arms_trained_in_one_process_compute_the_training_features_once(tiny_store, tmp_path, monkeypatch):
+    """Both arms read the one store: the second arm on the same sample reuses the first's rows
+    and features; another sample computes its own."""
+    import gateway.training as training
+
+    calls = []
+    original = training.features_for_views
+    monkeypatch.setattr(training, "features_for_views", lambda store, views: calls.append(1) or original(store, views))
+    training._ROWS.clear()
+    train_tiny("control", tiny_store, tmp_path / "control", seed=3, max_rows=5_000, rounds=5)
+    train_tiny("test", tiny_store, tmp_path / "test", seed=3, max_rows=5_000, rounds=5)
+    assert len(calls) == 2  # training and validation views, once
+    train_tiny("control", tiny_store, tmp_path / "other", seed=4, max_rows=5_000, rounds=5)
+    assert len(calls) == 4
+    training._ROWS.clear()

@@ -29,7 +29,7 @@ from gateway.features.definitions import (
     TASTE_SVD_DIMS,
 )
 from gateway.features.retrieval import build_retrieval
-from gateway.features.taste import counts_by_user, fit_taste
+from gateway.features.taste import counts_by_user, demographic_covariates, fit_taste
 from gateway.features.text import cluster_within_topics, fit_text_space
 from gateway.fsutil import atomic_path
 from gateway.progress import track
@@ -77,15 +77,26 @@ def _read_feed(engine: Engine, user_ids: np.ndarray, post_ids: np.ndarray) -> di
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def _fit_taste(feed: dict[str, np.ndarray], taste_cluster: np.ndarray, n_users: int, until: int, seed: int):
-    """The users × taste clusters factor model, fitted on the events before ``until`` only."""
-    n_clusters = int(taste_cluster.max()) + 1
+def _fit_taste(
+    feed: dict[str, np.ndarray],
+    taste_cluster: np.ndarray,
+    topic: np.ndarray,
+    users: pd.DataFrame,
+    until: int,
+    seed: int,
+):
+    """The users × taste clusters factor model, fitted on the events before ``until`` only, with
+    the users' demographics as the prior's covariates."""
+    n_clusters, n_users = int(taste_cluster.max()) + 1, len(users)
+    cluster_topic = np.zeros(n_clusters)
+    cluster_topic[taste_cluster] = topic
     early = feed["seconds"] < until
     counts = [
         counts_by_user(feed["user"][rows], taste_cluster[feed["post"][rows]], n_users, n_clusters)
         for rows in (early & ~feed["like"], early & feed["like"])
     ]
-    return fit_taste(*counts, rank=TASTE_RANK, seed=seed)
+    covariates = demographic_covariates(users["age"].to_numpy(), users["gender"].to_numpy())
+    return fit_taste(*counts, rank=TASTE_RANK, seed=seed, cluster_topic=cluster_topic, covariates=covariates)
 
 
 def _fingerprint(*arrays: np.ndarray) -> str:
@@ -164,7 +175,7 @@ def build_feature_store(
         return np.vstack([np.zeros((1, n_posts), np.int32), np.cumsum(daily, axis=0).astype(np.int32)])
 
     fit_until = day0 + max(1, n_days - holdout_days) * 86400
-    taste = _fit_taste(feed, taste_cluster, len(user_ids), fit_until, seed)
+    taste = _fit_taste(feed, taste_cluster, topic_code, user_table, fit_until, seed)
 
     version = f"{FEATURE_SET_VERSION}-{_fingerprint(user_ids, post_ids, feed['seconds'][:: max(1, len(day) // 100_000)], np.array([len(day)]))}"
     out = features_dir / version

@@ -10,18 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-FEATURE_SET_VERSION = "fs-4"
+FEATURE_SET_VERSION = "fs-5"
 SVD_DIMS = 16
 N_CLUSTERS = 30
 # Smoothing of rates toward the global like rate (pseudo-counts).
 POST_PRIOR_VIEWS = 50.0
+POST_CLUSTER_PRIOR_VIEWS = 100.0  # post_lift: the post's rate shrunk towards its taste cluster's
 USER_PRIOR_VIEWS = 20.0
 TOPIC_PRIOR_LIKES = 5.0
 # Taste clusters (features/taste.py): k-means within each topic, and the rank of the users ×
 # taste clusters factorisation fitted on the training window.
 TASTE_PER_TOPIC = 6
 TASTE_SVD_DIMS = 16
-TASTE_RANK = 5
+TASTE_RANK = 3
 TASTE_PRIOR_VIEWS = 5.0  # pseudo-views of the model's prediction in u_taste_rate
 
 
@@ -86,6 +87,17 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature("u_taste_norm", "history", "norm of the user's taste factor (how distinct the taste is)"),
     Feature(
+        "u_taste_sd",
+        "cross",
+        "posterior sd (Laplace) of u_taste_score: how sure the folded-in taste for the post's cluster is",
+    ),
+    Feature(
+        "post_lift",
+        "post",
+        "log-odds of the post's like rate before the request's day, shrunk towards its taste cluster's "
+        "rate, minus the cluster's: the post's own quality",
+    ),
+    Feature(
         "u_taste_views", "cross", "log1p of the user's views before the request's day in the post's taste cluster"
     ),
     Feature(
@@ -139,6 +151,8 @@ TASTE = (
     "taste_cluster",
     "u_taste_views",
     "u_taste_rate",
+    "u_taste_sd",
+    "post_lift",
     *(f"svd_{k}" for k in range(SVD_DIMS)),
 )
 FEATURE_SETS: dict[str, tuple[str, ...]] = {"classic": CLASSIC, "taste": TASTE}

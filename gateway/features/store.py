@@ -20,6 +20,7 @@ from gateway.features import artifacts as A
 from gateway.features.artifacts import FeatureStoreError
 from gateway.features.definitions import (
     FEATURE_NAMES,
+    POST_CLUSTER_PRIOR_VIEWS,
     POST_PRIOR_VIEWS,
     TASTE_PRIOR_VIEWS,
     TOPIC_PRIOR_LIKES,
@@ -27,8 +28,9 @@ from gateway.features.definitions import (
     USER_PRIOR_VIEWS,
 )
 from gateway.features.retrieval import RETRIEVAL_DIR, Retriever
-from gateway.features.taste import TasteModel, fold_in
+from gateway.features.taste import TasteModel, demographic_covariates, fold_in
 
+TASTE_CACHE_ENTRIES = 100_000  # (user, day) fold-ins kept for serving; cleared when full
 _T0 = int(pd.Timestamp("2020-01-01").timestamp())  # keys hold seconds since 2020 in 32 bits
 _SHIFT = np.int64(32)
 _MAX_REL = np.int64((1 << 32) - 1)
@@ -149,14 +151,15 @@ class EventIndex:
 @dataclass(frozen=True)
 class TasteTerms:
     """Per request: views and likes per taste cluster before the request's day, the user terms
-    folded in from them, each cluster's factor score (user factor · cluster factor) and the
-    predicted like probability (all terms)."""
+    folded in from them, each cluster's taste score (the user's topic offset + user factor ·
+    cluster factor), its posterior sd, and the predicted like probability (all terms)."""
 
     views: np.ndarray  # (requests, taste clusters)
     likes: np.ndarray
-    theta: np.ndarray  # (requests, rank + 1): user bias, then user factor
+    theta: np.ndarray  # (requests, terms): user bias, topic offsets, then user factor
     score: np.ndarray  # (requests, taste clusters) float32
     pred: np.ndarray  # (requests, taste clusters)
+    sd: np.ndarray  # (requests, taste clusters): posterior sd of the score
 
 
 @dataclass
@@ -174,6 +177,9 @@ class FeatureStore:
     cluster_share: np.ndarray  # catalogue share of each text cluster
     events: dict[str, np.ndarray]  # the offline event log (user, post, seconds, like, target)
     taste: TasteModel  # users × taste clusters factors, fitted offline on the training window
+    taste_covariates: np.ndarray | None = None  # (users, covariates) of the taste prior's mean
+    taste_views_before: np.ndarray | None = None  # (days + 1, taste clusters) views before day d
+    taste_likes_before: np.ndarray | None = None
     recent: EventIndex | None = None  # events received online since start
     post_emb_mean: np.ndarray | None = None  # the catalogue's mean embedding (computed once)
     retrieval: Retriever | None = None  # candidate generation (features/retrieval.py), if built
@@ -181,6 +187,11 @@ class FeatureStore:
         default_factory=lambda: {k: [] for k in ("user", "post", "seconds", "like")}
     )
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Serving: the folded-in taste of one (user, day), kept while no event before that day
+    # arrives online (an entry counts only if computed at the current epoch).
+    _taste_cache: dict[tuple[int, int], tuple] = field(default_factory=dict)
+    _taste_epoch: int = 0
+    _taste_cached_until: int = 0  # the latest day start of a cached entry
 
     # -- loading -------------------------------------------------------------------------
     @classmethod
@@ -244,6 +255,9 @@ class FeatureStore:
             cluster_share=np.bincount(cluster, minlength=int(cluster.max()) + 1) / len(cluster),
             events=log,
             taste=taste,
+            taste_covariates=demographic_covariates(users["age"].to_numpy(), users["gender"].to_numpy()),
+            taste_views_before=_sum_columns(np.asarray(daily["views"]), taste_cluster, len(taste.bias)),
+            taste_likes_before=_sum_columns(np.asarray(daily["likes"]), taste_cluster, len(taste.bias)),
             post_emb_mean=emb.mean(axis=0),
         )
 
@@ -261,6 +275,8 @@ class FeatureStore:
                 self._recent_log[key].append(np.asarray(values))
             log = {k: np.concatenate(v) for k, v in self._recent_log.items()}
             self.recent = self.index_events(log["user"], log["post"], log["seconds"], log["like"])
+            if len(seconds) and int(np.min(seconds)) < self._taste_cached_until:
+                self._taste_epoch += 1  # after the swap: an entry computed before it is stale
             return len(log["user"])
 
     def index_events(self, user_idx, post_idx, seconds, like) -> EventIndex:
@@ -327,19 +343,39 @@ class FeatureStore:
         """Each request's taste terms (``taste_before_day``) and the scores they give every
         taste cluster: what the taste features and the retrieval's ``factors`` source read
         (computed once per request and shared by both)."""
-        views, likes, theta = self.taste_before_day(user_idx, seconds)
+        views, likes, theta, sd = self.taste_before_day(user_idx, seconds)
         return TasteTerms(
             views,
             likes,
             theta,
-            score=_rowwise_dot(theta[:, 1:], self.taste.factors).astype(np.float32),
+            score=_rowwise_dot(theta[:, 1:], self.taste.design[:, 1:]).astype(np.float32),
             pred=1.0 / (1.0 + np.exp(-(self.taste.bias + _rowwise_dot(theta, self.taste.design)))),
+            sd=sd,
         )
 
     def taste_before_day(self, user_idx: np.ndarray, seconds: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Views and likes per taste cluster before the start of each request's day, and the
-        user terms folded in from them: computed once per distinct (user, day) of the batch."""
+        """Views and likes per taste cluster before the start of each request's day, the user
+        terms folded in from them (under the prior of the user's demographics) and the posterior
+        sd of the user's taste score in each cluster: computed once per distinct (user, day),
+        and for one request kept for the next requests of that user on that day."""
         day_start = seconds - seconds % 86400
+        if len(user_idx) == 1:
+            # The epoch is read, and the day marked as cached, before ``recent`` is: an event that
+            # append_events swaps in later makes this entry stale (see there).
+            epoch = self._taste_epoch
+            key = (int(user_idx[0]), int(day_start[0]))
+            entry = self._taste_cache.get(key)
+            if entry is not None and entry[0] == epoch:
+                return entry[1]
+            self._taste_cached_until = max(self._taste_cached_until, key[1])
+            value = self._fold_in_before_day(user_idx, day_start)
+            if len(self._taste_cache) >= TASTE_CACHE_ENTRIES:
+                self._taste_cache.clear()
+            self._taste_cache[key] = (epoch, value)
+            return value
+        return self._fold_in_before_day(user_idx, day_start)
+
+    def _fold_in_before_day(self, user_idx: np.ndarray, day_start: np.ndarray) -> tuple[np.ndarray, ...]:
         key = user_idx * (1 << 20) + (day_start - self.manifest["day0"]) // 86400
         _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
         users, until = user_idx[first], day_start[first]
@@ -351,9 +387,12 @@ class FeatureStore:
             views, likes = views + extra[0], likes + extra[1]
         # Rounded: BLAS may sum a row differently in batches of different sizes, and serving,
         # evaluation and training must see the same bits.
-        theta = np.round(fold_in(self.taste, views, likes), 6)
+        theta, cov = fold_in(self.taste, views, likes, self.taste_covariates[users], with_covariance=True)
+        x = self.taste.design[:, 1:]
+        score_var = np.einsum("ck,nkl,cl->nc", x, cov[:, 1:, 1:], x)
+        theta, score_sd = np.round(theta, 6), np.round(np.sqrt(np.maximum(score_var, 0.0)), 6)
         inverse = inverse.ravel()
-        return views[inverse], likes[inverse], theta[inverse]
+        return views[inverse], likes[inverse], theta[inverse], score_sd[inverse]
 
     def history(self, user_idx: np.ndarray, seconds: np.ndarray) -> dict[str, np.ndarray]:
         """Each request's history strictly before its time: the materialised and the online events."""
@@ -404,7 +443,8 @@ class FeatureStore:
         contrast /= np.maximum(np.linalg.norm(contrast, axis=1), 1e-9)[:, None]
         terms = taste if taste is not None else self.taste_terms(user_idx, seconds)
         taste_views, taste_likes, taste_theta = terms.views, terms.likes, terms.theta
-        taste_score, taste_pred = terms.score, terms.pred  # (requests, clusters)
+        taste_score, taste_pred, taste_sd = terms.score, terms.pred, terms.sd  # (requests, clusters)
+        rank = self.taste.factors.shape[1]
         taste_rate = ((taste_likes + TASTE_PRIOR_VIEWS * taste_pred) / (taste_views + TASTE_PRIOR_VIEWS)).astype(
             np.float32
         )
@@ -416,6 +456,9 @@ class FeatureStore:
         topic = self.posts["topic"][p]
         cluster = self.posts["cluster"][p]
         taste_cluster = self.posts["taste_cluster"][p]
+        cluster_rate = (self.taste_likes_before[day[r], taste_cluster] + 1.0) / (
+            self.taste_views_before[day[r], taste_cluster] + 2.0
+        )
         emb = self.post_emb[p]
         post_views = self.post_views_before[day[r], p]
         post_likes = self.post_likes_before[day[r], p]
@@ -440,6 +483,8 @@ class FeatureStore:
                 **{f"svd_{k}": emb[:, k] for k in range(emb.shape[1])},
                 "post_views": np.log1p(post_views),
                 "post_ctr": (post_likes + POST_PRIOR_VIEWS * g) / (post_views + POST_PRIOR_VIEWS),
+                "post_lift": _logit((post_likes + POST_CLUSTER_PRIOR_VIEWS * cluster_rate) / (post_views + POST_CLUSTER_PRIOR_VIEWS))
+                - _logit(cluster_rate),
                 "u_views": np.log1p(views)[r],
                 "u_likes": np.log1p(likes)[r],
                 "u_ctr": ((likes + USER_PRIOR_VIEWS * g) / (views + USER_PRIOR_VIEWS))[r],
@@ -461,12 +506,25 @@ class FeatureStore:
                 "u_cluster_lift": cluster_share / self.cluster_share[cluster],
                 "taste_cluster": taste_cluster,
                 "u_taste_score": taste_score[r, taste_cluster],
-                "u_taste_norm": np.sqrt(sum(taste_theta[:, k] ** 2 for k in range(1, taste_theta.shape[1])))[r],
+                "u_taste_norm": np.sqrt(sum(taste_theta[:, -k] ** 2 for k in range(1, rank + 1)))[r],
+                "u_taste_sd": taste_sd[r, taste_cluster],
                 "u_taste_views": np.log1p(taste_views[r, taste_cluster]),
                 "u_taste_rate": taste_rate[r, taste_cluster],
             }
         )
         return {name: _column(out[name], n_rows) for name in FEATURE_NAMES}
+
+
+def _sum_columns(daily: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """(days, groups) sums of (days, columns) counts over each group's columns."""
+    out = np.zeros((daily.shape[0], n_groups), np.float64)
+    for g in range(n_groups):
+        out[:, g] = daily[:, group == g].sum(axis=1)
+    return out
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p) - np.log1p(-p)
 
 
 def _rowwise_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:

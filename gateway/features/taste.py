@@ -1,15 +1,18 @@
 """Each user's taste for the catalogue's text clusters, learnt from the interaction log.
 
 A binomial matrix factorisation over users × taste clusters (posts clustered by text within
-each topic, ``text.cluster_within_topics``): the like of a view has log-odds
+each topic, ``text.cluster_within_topics``) with side information (RLFM, Agarwal & Chen 2009):
+the like of a view has log-odds
 
-    cluster bias + user bias + user factor · cluster factor,
+    cluster bias + user bias + user's offset for the cluster's topic + user factor · cluster factor,
 
-with a Gaussian prior on the user's terms. ``fit_taste`` fits the cluster terms offline on the
-training window's counts; ``fold_in`` estimates a user's terms from that user's views and likes
-per cluster strictly before a request (MAP under the same prior, Newton's method): the user
-factor of a request never sees an event at or after its time, and a user without history gets
-the prior (score 0 everywhere). Pure functions over count matrices.
+with a Gaussian prior on the user's terms whose mean is a linear function of the user's
+demographics (``demographic_covariates``) and whose precision is learnt. ``fit_taste`` fits the
+cluster terms and the prior offline on the training window's counts; ``fold_in`` estimates a
+user's terms from that user's views and likes per cluster strictly before a request (MAP under
+the prior, Newton's method): the user terms of a request never see an event at or after its
+time, and a user without history gets the demographic prior mean. Pure functions over count
+matrices.
 """
 
 from __future__ import annotations
@@ -22,68 +25,84 @@ from scipy.special import expit
 FOLD_IN_STEPS = 4  # Newton steps from the prior mean (the log-likelihood is concave)
 STEP_LENGTHS = (0.0, 0.5, 1.0)  # tried at each Newton step (0: stay)
 FACTOR_RIDGE = 1.0  # L2 on the cluster factors during the fit (counts per cluster are large)
+MIN_PRIOR_VARIANCE = 1e-3
+
+
+def demographic_covariates(age: np.ndarray, gender: np.ndarray) -> np.ndarray:
+    """(users, 4) covariates of the prior mean: 1, age in decades from 30, its square, gender."""
+    decades = (np.asarray(age, dtype=np.float64) - 30.0) / 10.0
+    return np.column_stack([np.ones(len(decades)), decades, decades**2, np.asarray(gender, dtype=np.float64)])
 
 
 @dataclass(frozen=True)
 class TasteModel:
     bias: np.ndarray  # (clusters,) log-odds of a like for an average user
     factors: np.ndarray  # (clusters, rank)
-    prior_mean: np.ndarray  # (rank + 1,): the user bias, then the user factor
-    prior_precision: np.ndarray  # (rank + 1,) diagonal of the prior's precision
+    cluster_topic: np.ndarray  # (clusters,) topic of each cluster
+    prior_coef: np.ndarray  # (covariates, terms): prior mean = covariates @ prior_coef
+    prior_precision: np.ndarray  # (terms,) diagonal of the prior's precision
+    covariate_mean: np.ndarray  # (covariates,): the covariates of a user the store does not know
+
+    @property
+    def n_topics(self) -> int:
+        return int(self.cluster_topic.max()) + 1
 
     @property
     def design(self) -> np.ndarray:
-        """(clusters, rank + 1): a 1 for the user bias, then the cluster's factor."""
-        return np.column_stack([np.ones(len(self.bias)), self.factors])
+        """(clusters, terms): a 1 for the user bias, the cluster's topic one-hot for the user's
+        topic offsets, then the cluster's factor."""
+        topic = self.cluster_topic.astype(np.int64)
+        return np.column_stack([np.ones(len(self.bias)), np.eye(self.n_topics)[topic], self.factors])
+
+    def prior_mean(self, covariates: np.ndarray | None = None) -> np.ndarray:
+        """(users, terms) prior means; (terms,) for the average user without covariates."""
+        return (self.covariate_mean if covariates is None else covariates) @ self.prior_coef
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {
-            "bias": self.bias,
-            "factors": self.factors,
-            "prior_mean": self.prior_mean,
-            "prior_precision": self.prior_precision,
-        }
+        return {k: getattr(self, k) for k in _ARRAYS}
 
     @classmethod
     def from_arrays(cls, arrays) -> TasteModel:
-        return cls(
-            *(
-                np.asarray(arrays[k], dtype=np.float64)
-                for k in ("bias", "factors", "prior_mean", "prior_precision")
-            )
-        )
+        return cls(*(np.asarray(arrays[k], dtype=np.float64) for k in _ARRAYS))
+
+
+_ARRAYS = ("bias", "factors", "cluster_topic", "prior_coef", "prior_precision", "covariate_mean")
 
 
 def fold_in(
     model: TasteModel,
     views: np.ndarray,
     likes: np.ndarray,
+    covariates: np.ndarray | None = None,
     steps: int = FOLD_IN_STEPS,
     start: np.ndarray | None = None,
     *,
     with_covariance: bool = False,
 ):
-    """(requests, rank + 1) MAP user terms from (requests, clusters) view and like counts;
-    with ``with_covariance`` also their Laplace posterior covariances (requests, d, d)."""
+    """(requests, terms) MAP user terms from (requests, clusters) view and like counts and the
+    users' (requests, covariates) demographics (None: the average user's); with
+    ``with_covariance`` also their Laplace posterior covariances (requests, terms, terms)."""
     views = np.asarray(views, dtype=np.float64)
     likes = np.minimum(np.asarray(likes, dtype=np.float64), views)
     x = model.design
     d = x.shape[1]
+    mean = np.broadcast_to(model.prior_mean(covariates), (len(views), d))
     outer = (x[:, :, None] * x[:, None, :]).reshape(len(x), d * d)
-    theta = np.tile(model.prior_mean, (len(views), 1)) if start is None else start.copy()
+    theta = mean.copy() if start is None else start.copy()
     n = len(theta)
     lengths = np.asarray(STEP_LENGTHS)[1:, None, None]
     diagonal = np.arange(d)
-    current = _objective(model, x, views, likes, theta)
+    current = _objective(model, x, mean, views, likes, theta)
+    hessian = np.broadcast_to(np.diag(model.prior_precision), (n, d, d))
     for _ in range(steps):
         p = expit(model.bias + theta @ x.T)
-        grad = (likes - views * p) @ x - (theta - model.prior_mean) * model.prior_precision
+        grad = (likes - views * p) @ x - (theta - mean) * model.prior_precision
         hessian = ((views * p * (1.0 - p)) @ outer).reshape(-1, d, d)
         hessian[:, diagonal, diagonal] += model.prior_precision
         step = np.linalg.solve(hessian, grad[..., None])[..., 0]
         # Safeguarded Newton: the best of a few step lengths, row by row, never a worse point
         # (the trial points of all lengths scored in one pass).
-        scores = _objective(model, x, views, likes, theta + lengths * step)  # (lengths, rows)
+        scores = _objective(model, x, mean, views, likes, theta + lengths * step)  # (lengths, rows)
         candidates = np.vstack([current, scores])
         best = np.argmax(candidates, axis=0)
         theta += np.asarray(STEP_LENGTHS)[best][:, None] * step
@@ -93,58 +112,79 @@ def fold_in(
     return theta
 
 
-def _objective(model: TasteModel, x: np.ndarray, views, likes, theta: np.ndarray) -> np.ndarray:
+def _objective(model: TasteModel, x: np.ndarray, mean: np.ndarray, views, likes, theta: np.ndarray) -> np.ndarray:
     """Log-posterior (up to a constant) of each row's user terms (``theta`` may carry leading
     axes of trial points)."""
     eta = model.bias + theta @ x.T
     loglik = (likes * eta - views * np.logaddexp(0.0, eta)).sum(axis=-1)
-    return loglik - 0.5 * (((theta - model.prior_mean) ** 2) * model.prior_precision).sum(axis=-1)
+    return loglik - 0.5 * (((theta - mean) ** 2) * model.prior_precision).sum(axis=-1)
 
 
 def fit_taste(
-    views: np.ndarray, likes: np.ndarray, rank: int, seed: int, rounds: int = 12, bias_sd: float = 0.5
+    views: np.ndarray,
+    likes: np.ndarray,
+    rank: int,
+    seed: int,
+    cluster_topic: np.ndarray | None = None,
+    covariates: np.ndarray | None = None,
+    rounds: int = 12,
 ) -> TasteModel:
     """Alternate the users' MAP terms (``fold_in``) and the clusters' bias and factors (Newton
     with the users' terms as covariates) on (users, clusters) counts of the training window.
 
-    Empirical Bayes, as in EM: at each round the user bias prior takes the users' mean and
-    spread, and the factors are centred (their mean moves into the cluster biases), rotated and
-    scaled so that the users' factors (estimates plus posterior covariance) have the identity
-    covariance that ``fold_in``'s prior assumes."""
+    Empirical Bayes, as in EM: at each round the prior's mean is the regression of the users'
+    terms on their covariates and its variances the residual spread (plus the posterior's); the
+    mean topic offsets and factors move into the cluster biases, and the factors are rotated and
+    scaled so that the users' factors have the identity covariance. Without ``cluster_topic``
+    every cluster is of one topic; without ``covariates`` every user has only an intercept."""
     views = np.asarray(views, dtype=np.float64)
     likes = np.minimum(np.asarray(likes, dtype=np.float64), views)
     n_users, n_clusters = views.shape
+    cluster_topic = np.zeros(n_clusters) if cluster_topic is None else np.asarray(cluster_topic, dtype=np.float64)
+    covariates = np.ones((n_users, 1)) if covariates is None else np.asarray(covariates, dtype=np.float64)
     rng = np.random.default_rng(seed)
     rate = (likes.sum(axis=0) + 1.0) / (views.sum(axis=0) + 2.0)
     bias = np.log(rate / (1.0 - rate))
     factors = rng.normal(0.0, 0.1, (n_clusters, rank))
-    prior_mean = np.zeros(rank + 1)
-    prior_precision = np.r_[1.0 / bias_sd**2, np.ones(rank)]
-    theta = np.tile(prior_mean, (n_users, 1))
-    d = rank + 1
+    n_topics = int(cluster_topic.max()) + 1
+    topic = cluster_topic.astype(np.int64)
+    offsets, latent = slice(1, 1 + n_topics), slice(1 + n_topics, None)
+    d = 1 + n_topics + rank
+    coef = np.zeros((covariates.shape[1], d))
+    precision = np.r_[4.0, np.full(n_topics, 10.0), np.ones(rank)]
+    covariate_mean = covariates.mean(axis=0)
+    theta = np.tile(coef[0], (n_users, 1))
     for _ in range(rounds):
-        model = TasteModel(bias, factors, prior_mean, prior_precision)
-        theta, cov = fold_in(model, views, likes, steps=2, start=theta, with_covariance=True)
+        model = TasteModel(bias, factors, cluster_topic, coef, precision, covariate_mean)
+        theta, cov = fold_in(model, views, likes, covariates, steps=2, start=theta, with_covariance=True)
         posterior = cov.mean(axis=0)
-        u = theta[:, 1:] - theta[:, 1:].mean(axis=0)
-        chol = np.linalg.cholesky(u.T @ u / n_users + posterior[1:, 1:])  # u's covariance L L'
-        bias = bias + factors @ theta[:, 1:].mean(axis=0)  # the mean taste moves into the clusters
-        theta[:, 1:] = np.linalg.solve(chol, u.T).T  # identity covariance: the prior of fold_in
+        # The mean topic offsets and factors move into the clusters' biases.
+        shift = theta[:, offsets].mean(axis=0)
+        bias = bias + shift[topic] + factors @ theta[:, latent].mean(axis=0)
+        theta[:, offsets] -= shift
+        u = theta[:, latent] - theta[:, latent].mean(axis=0)
+        chol = np.linalg.cholesky(u.T @ u / n_users + posterior[latent, latent])  # u's covariance L L'
+        theta[:, latent] = np.linalg.solve(chol, u.T).T  # identity covariance
         factors = factors @ chol
-        prior_mean = np.r_[theta[:, 0].mean(), np.zeros(rank)]
-        prior_precision = np.r_[1.0 / max(theta[:, 0].var() + posterior[0, 0], 1e-3), np.ones(rank)]
-        z = np.column_stack([np.ones(n_users), theta[:, 1:]])  # covariates of the cluster terms
-        outer = (z[:, :, None] * z[:, None, :]).reshape(n_users, d * d)
+        posterior_var = np.diag(posterior).copy()
+        posterior_var[latent] = np.diag(np.linalg.solve(chol, np.linalg.solve(chol, posterior[latent, latent]).T))
+        coef, *_ = np.linalg.lstsq(covariates, theta, rcond=None)
+        residual = theta - covariates @ coef
+        precision = 1.0 / np.maximum(residual.var(axis=0) + posterior_var, MIN_PRIOR_VARIANCE)
+        # The clusters' bias and factors, the users' terms as covariates.
+        fixed = theta[:, :1] + theta[:, offsets][:, topic]  # (users, clusters)
+        z = np.column_stack([np.ones(n_users), theta[:, latent]])
+        outer = (z[:, :, None] * z[:, None, :]).reshape(n_users, (rank + 1) ** 2)
+        ridge = np.r_[0.0, np.full(rank, FACTOR_RIDGE)]
         for _ in range(2):
-            p = expit(theta[:, :1] + bias + theta[:, 1:] @ factors.T)
-            beta = np.column_stack([bias, factors])  # (clusters, d)
-            ridge = np.r_[0.0, np.full(rank, FACTOR_RIDGE)]
+            p = expit(fixed + bias + theta[:, latent] @ factors.T)
+            beta = np.column_stack([bias, factors])  # (clusters, rank + 1)
             grad = (likes - views * p).T @ z - beta * ridge
-            hessian = ((views * p * (1.0 - p)).T @ outer).reshape(n_clusters, d, d)
-            hessian[:, np.arange(d), np.arange(d)] += ridge + 1e-9
+            hessian = ((views * p * (1.0 - p)).T @ outer).reshape(n_clusters, rank + 1, rank + 1)
+            hessian[:, np.arange(rank + 1), np.arange(rank + 1)] += ridge + 1e-9
             beta = beta + np.linalg.solve(hessian, grad[..., None])[..., 0]
             bias, factors = beta[:, 0], beta[:, 1:]
-    return TasteModel(bias, factors, prior_mean, prior_precision)
+    return TasteModel(bias, factors, cluster_topic, coef, precision, covariate_mean)
 
 
 def counts_by_user(

@@ -73,6 +73,39 @@ def test_daily_post_snapshots_only_count_earlier_days(tiny_store):
         np.testing.assert_array_equal(tiny_store.post_likes_before[d], expected)
 
 
+def test_taste_cluster_snapshots_and_post_lift_use_earlier_days_only(tiny_store):
+    """post_lift reads the daily snapshots of the post and of its taste cluster: the events of
+    the days before the request's day, never the request's day itself."""
+    ev = tiny_store.events
+    day = (ev["seconds"] - tiny_store.manifest["day0"]) // 86400
+    cluster = tiny_store.posts["taste_cluster"]
+    n = len(tiny_store.taste.bias)
+    for d in (0, 10, tiny_store.manifest["days"]):
+        for snapshot, like in ((tiny_store.taste_likes_before, True), (tiny_store.taste_views_before, False)):
+            mask = (ev["like"] == like) & (day < d)
+            np.testing.assert_array_equal(snapshot[d], np.bincount(cluster[ev["post"][mask]], minlength=n))
+    user, t = _request(tiny_store)
+    d = int(tiny_store._day(np.array([t]))[0])
+    lift = tiny_store.compute([user], [t])["post_lift"]
+    rate = (tiny_store.taste_likes_before[d, cluster] + 1.0) / (tiny_store.taste_views_before[d, cluster] + 2.0)
+    shrunk = (tiny_store.post_likes_before[d] + 100.0 * rate) / (tiny_store.post_views_before[d] + 100.0)
+    expected = np.log(shrunk / (1 - shrunk)) - np.log(rate / (1 - rate))
+    np.testing.assert_allclose(lift, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_users_without_history_get_their_demographic_prior(tiny_store):
+    """A user's taste before any event is the prior mean of the user's age and gender: two users
+    of different demographics differ, and the score is the prior's topic offset + factor."""
+    users = np.arange(len(tiny_store.user_ids))
+    t = np.full(len(users), tiny_store.manifest["day0"] + 3600)  # the feed's first hour: no history
+    _, _, theta, sd = tiny_store.taste_before_day(users, t)
+    prior = tiny_store.taste.prior_mean(tiny_store.taste_covariates)
+    np.testing.assert_allclose(theta, np.round(prior, 6), atol=2e-6)
+    scores = theta[:, 1:] @ tiny_store.taste.design[:, 1:].T
+    assert np.ptp(scores, axis=0).max() > 0.01  # demographics move the prior's taste
+    assert np.all(sd > 0)
+
+
 def test_training_evaluation_and_serving_build_identical_rows(tiny_store):
     views = logged_views(tiny_store, (0, 2**40), 40, seed=5)
     training = features_for_views(tiny_store, views)
@@ -146,7 +179,7 @@ def test_mood_encoder_matches_scikit_learn(tiny_store_dir):
         np.testing.assert_allclose(encoder.embed(text), row, atol=1e-6)
 
 
-TASTE_FEATURES = ("u_taste_score", "u_taste_norm", "u_taste_views", "u_taste_rate")
+TASTE_FEATURES = ("u_taste_score", "u_taste_norm", "u_taste_views", "u_taste_rate", "u_taste_sd")
 
 
 def test_taste_features_see_only_the_days_before_the_request(tiny_store, tiny_store_dir):
@@ -171,3 +204,36 @@ def test_taste_features_see_only_the_days_before_the_request(tiny_store, tiny_st
     assert seen["u_taste_score"][post] > before["u_taste_score"][post]  # a like in the cluster raises it
     same_cluster = tiny_store.posts["taste_cluster"] == cluster
     assert np.all(seen["u_taste_score"][same_cluster] == seen["u_taste_score"][post])
+
+
+def test_the_served_taste_is_kept_per_user_day_until_an_earlier_event_arrives(tiny_store_dir):
+    """One request's fold-in is kept for the user's next requests that day; an event appended
+    online before that day makes it stale (the next request folds in again and sees it), an
+    event of the day itself does not (it counts from the next day on)."""
+    store = FeatureStore.load(tiny_store_dir)
+    user, t = _request(store)
+    day_start = t - t % 86400
+    post = next(p for p in range(len(store.post_ids)) if p not in set(store.liked_before(user, t).tolist()))
+    cluster = store.posts["taste_cluster"] == store.posts["taste_cluster"][post]
+    first = store.compute([user], [t])
+    store.compute([user], [day_start + (t - day_start) // 2])  # earlier the same day
+    assert len(store._taste_cache) == 1  # the second request of that day reused the first's fold-in
+    store.append_events(np.array([user]), np.array([post]), np.array([day_start + 10]), np.array([True]))
+    same_day = store.compute([user], [t])
+    for name in TASTE_FEATURES:
+        np.testing.assert_array_equal(first[name], same_day[name], err_msg=name)
+    store.append_events(
+        np.array([user, user]), np.array([post, post]), np.array([day_start - 60] * 2), np.array([False, True])
+    )
+    later = store.compute([user], [t])
+    assert np.all(later["u_taste_views"][cluster] > first["u_taste_views"][cluster])
+    assert later["u_taste_score"][post] > first["u_taste_score"][post]
+    fresh = FeatureStore.load(tiny_store_dir)
+    fresh.append_events(
+        np.array([user, user, user]),
+        np.array([post, post, post]),
+        np.array([day_start + 10, day_start - 60, day_start - 60]),
+        np.array([True, False, True]),
+    )
+    for name in TASTE_FEATURES:
+        np.testing.assert_array_equal(fresh.compute([user], [t])[name], later[name], err_msg=name)
