@@ -245,13 +245,8 @@ def test_clients_past_the_bound_wait_for_a_slot_instead_of_being_shed(
     pg_url, tiny_store_dir, tiny_models, tiny_store, tmp_path
 ):
     # 3 clients, 1 slot: each waits for a slot (at most 10 s) rather than being shed
-    server = _serve(
-        tmp_path,
-        pg_url,
-        tiny_store_dir,
-        tiny_models,
-        admission={"max_in_flight": 1, "shed_delay_ms": 10_000},
-    )
+    waits = {"max_in_flight": 1, "shed_delay_ms": 10_000}
+    server = _serve(tmp_path, pg_url, tiny_store_dir, tiny_models, admission=waits)
     try:
         responses = _hammer(server.url, tiny_store.user_ids, clients=3, each=15)
         metrics = httpx.get(server.url + "/metrics").text
@@ -266,4 +261,3 @@ def test_clients_past_the_bound_wait_for_a_slot_instead_of_being_shed(
 def test_request_ids_are_32_hex_digits_and_do_not_repeat():
     ids = [new_request_id() for _ in range(20_000)]
     assert len(set(ids)) == len(ids) and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
-
