@@ -99,12 +99,13 @@ class ExperimentSettings(Section):
 
 class AdmissionSettings(Section):
     """Admission control per process (README "Overload"): at most ``max_in_flight``
-    recommendation requests are worked on at once; the excess gets the popularity fallback
-    or a 503 with Retry-After, after ``shed_delay_ms`` (paces clients that retry at once)."""
+    recommendation requests are worked on at once; a request past the bound waits up to
+    ``shed_delay_ms`` for a slot (newest first), then gets the popularity fallback or a 503 with
+    Retry-After (the wait also paces clients that retry at once)."""
 
-    max_in_flight: int = Field(6, ge=0, le=10_000)  # 0 = no bound
+    max_in_flight: int = Field(4, ge=0, le=10_000)  # 0 = no bound
     overflow: str = "fallback"
-    shed_delay_ms: float = Field(20.0, ge=0.0, le=10_000.0)
+    shed_delay_ms: float = Field(40.0, ge=0.0, le=10_000.0)
     retry_after_s: int = Field(1, ge=0, le=3600)
 
     @field_validator("overflow")

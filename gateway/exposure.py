@@ -444,7 +444,7 @@ class ExposureWriter:
                 ok = self._write(batch)
                 if ok and self.stats.degraded:
                     self.replay_spill()
-            else:
+            if len(batch) < self.batch_size:  # let the next batch gather: one transaction per interval
                 self._stop.wait(self.flush_interval)
             if time.monotonic() - self._last_rotation > self._rotate_every:
                 self._rotate_journal()

@@ -76,6 +76,16 @@ def bench_command(
             help="--overload: also run 64 connections against a gateway with admission control and deadline off.",
         ),
     ] = False,
+    against: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--against",
+            help="--overload: another config (repeatable) whose gateway gets the same phases in the same run.",
+        ),
+    ] = None,
+    rounds: Annotated[
+        int, typer.Option(min=1, max=20, help="--overload: rounds of phases, each gateway in turn per round.")
+    ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     features_dir: FeaturesDirOption = None,
     config: ConfigOption = None,
@@ -100,7 +110,15 @@ def bench_command(
     catalogue size, two stages against the whole catalogue. With --overload: shedding under wrk."""
     if overload:
         _bench_overload(
-            store_from(features_dir, config), config, workers, seconds, seed, compare_unbounded, as_json
+            store_from(features_dir, config),
+            config,
+            workers,
+            seconds,
+            seed,
+            compare_unbounded,
+            against or [],
+            rounds,
+            as_json,
         )
         return
     if scale_store:
@@ -157,7 +175,9 @@ def bench_command(
         console.print(f"gateway vs naive reference (× faster, same requests, same run): {extra['speedup']}")
 
 
-def _bench_overload(store, config, workers, seconds, seed, compare_unbounded, as_json) -> None:
+def _bench_overload(
+    store, config, workers, seconds, seed, compare_unbounded, against, rounds, as_json
+) -> None:
     from gateway.loadtest.overload import bench_overload
 
     result = bench_overload(
@@ -167,10 +187,13 @@ def _bench_overload(store, config, workers, seconds, seed, compare_unbounded, as
         seconds=seconds,
         seed=seed,
         compare_unbounded=compare_unbounded,
+        against=against,
+        rounds=rounds,
     )
     if as_json:
         print(json.dumps(result))
         return
+    low, high = result["load_average"]
     table = Table(
         "phase",
         "requests",
@@ -180,7 +203,8 @@ def _bench_overload(store, config, workers, seconds, seed, compare_unbounded, as
         "goodput rps",
         "shed",
         "statuses",
-        title=f"overload: --workers {result['workers']}, wrk {result['seconds']:g} s per phase (one run)",
+        title=f"overload: --workers {result['workers']}, wrk {result['seconds']:g} s per phase, "
+        f"{result['rounds']} round(s), one run, load average {low:.1f}–{high:.1f}",
     )
     for name, run in result["runs"].items():
         table.add_row(
@@ -194,8 +218,10 @@ def _bench_overload(store, config, workers, seconds, seed, compare_unbounded, as
             json.dumps(run["statuses"]),
         )
     console.print(table)
-    for name, check in result["targets"].items():
-        console.print(f"{name}: {check['value']} — {'[green]met[/]' if check['met'] else '[red]NOT met[/]'}")
+    for config, checks in result["targets"].items():
+        for name, check in checks.items():
+            verdict = "[green]met[/]" if check["met"] else "[red]NOT met[/]"
+            console.print(f"{config}: {name}: {check['value']} — {verdict}")
 
 
 def _scale(

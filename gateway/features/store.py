@@ -10,6 +10,7 @@ gateway receives new events (``append_events``), so a like is visible to later r
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,11 @@ def _rel(seconds: np.ndarray) -> np.ndarray:
 
 def _keys(entity: np.ndarray, seconds: np.ndarray) -> np.ndarray:
     return (np.asarray(entity, dtype=np.int64) << _SHIFT) | _rel(seconds)
+
+
+def _key(entity: int, seconds: int) -> int:
+    """``_keys`` of one event, in Python integers: a lookup for one request pays no numpy call."""
+    return (int(entity) << int(_SHIFT)) | min(max(int(seconds) - _T0, 0), int(_MAX_REL))
 
 
 def _count_between(keys: np.ndarray, entity: np.ndarray, since: np.ndarray, until: np.ndarray) -> np.ndarray:
@@ -143,8 +149,10 @@ class EventIndex:
         )
 
     def liked_before(self, user_idx: int, seconds: int) -> np.ndarray:
-        lo = np.searchsorted(self.like_keys, _keys(user_idx, 0))
-        hi = np.searchsorted(self.like_keys, _keys(user_idx, seconds))
+        # bisect, not numpy's searchsorted: that releases the GIL, and the event loop (which
+        # answers shed requests with this) then waits for a model thread to hand it back
+        lo = bisect_left(self.like_keys, _key(user_idx, 0))
+        hi = bisect_left(self.like_keys, _key(user_idx, seconds))
         return self.like_post[lo:hi]
 
 
@@ -302,17 +310,28 @@ class FeatureStore:
         """Dense indices; -1 for ids the store has never seen."""
         return _index(self.user_ids, user_ids)
 
+    def user_position(self, user_id: int) -> int:
+        """``user_index`` of one id, without numpy's per-call overhead nor a release of the GIL
+        (``EventIndex.liked_before`` says why)."""
+        ids = self.user_ids
+        i = bisect_left(ids, user_id)
+        return i if i < len(ids) and ids[i] == user_id else -1
+
     def post_index(self, post_ids: np.ndarray) -> np.ndarray:
         return _index(self.post_ids, post_ids)
 
     # -- lookups -------------------------------------------------------------------------
     def liked_before(self, user_idx: int, seconds: int) -> np.ndarray:
-        """Dense indices of the posts the user liked strictly before ``seconds``."""
-        liked = self.base.liked_before(user_idx, seconds)
+        """Dense indices of the posts the user liked strictly before ``seconds``, ascending."""
+        return np.array(sorted(self.liked_set(user_idx, seconds)), dtype=np.int64)
+
+    def liked_set(self, user_idx: int, seconds: int) -> set[int]:
+        """``liked_before`` as a set of Python integers (no numpy call that releases the GIL)."""
+        liked = set(self.base.liked_before(user_idx, seconds).tolist())
         recent = self.recent
         if recent is not None:
-            liked = np.concatenate([liked, recent.liked_before(user_idx, seconds)])
-        return np.unique(liked)
+            liked.update(recent.liked_before(user_idx, seconds).tolist())
+        return liked
 
     def liked_before_each(self, user_idx: np.ndarray, seconds: np.ndarray) -> list[np.ndarray]:
         """``liked_before`` for each request of a batch."""

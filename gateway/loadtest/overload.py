@@ -2,8 +2,9 @@
 
 A gateway starts from ``--config`` with ``--workers`` processes; ``wrk`` (an efficient external
 load generator, closed loop) sends it the same request mix with 4, then 64 connections, each for
-``seconds``; optionally (``--compare-unbounded``) a second gateway from the same config with
-admission control and the deadline off gets the 64 connections too, in the same run. Reported per phase: p50/p99
+``seconds``; optionally other configs (``--against``, e.g. other admission settings) and
+(``--compare-unbounded``) the same config with admission control and the deadline off get the
+same phases in the same run, in turn, for ``--rounds`` rounds. Reported per phase: p50/p99
 of **all** responses (shed ones included), every status code, how many were served by the
 model, shed or past the deadline, and the **goodput** (model-served 200s per second). Targets
 (README "Overload"): at 64 connections p99 ≤ 50 ms, goodput ≥ 80 % of the 4-connection
@@ -13,9 +14,11 @@ throughput, no status but 200 and the configured 503; at 4 connections nothing s
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +131,26 @@ def verdict(light: dict, heavy: dict, overflow_status: int) -> dict:
     return {name: {"value": value, "met": met} for name, (value, met) in checks.items()}
 
 
+def merge_rounds(phases: list[dict]) -> dict:
+    """One phase's figures over several rounds: counts and rates summed over the rounds' time,
+    p50/p90/p99 the worst round's (wrk's percentiles cannot be merged)."""
+    if len(phases) == 1:
+        return phases[0]
+    counts: dict[str, dict[str, int]] = {"statuses": {}, "served_by": {}}
+    for phase in phases:
+        for key, merged in counts.items():
+            for k, n in phase[key].items():
+                merged[k] = merged.get(k, 0) + n
+    raw = {
+        "seconds": sum(p["seconds"] for p in phases),
+        "requests": sum(p["requests"] for p in phases),
+        "socket_errors": sum(p["socket_errors"] for p in phases),
+        **{q: max(p[q] for p in phases) for q in ("p50_ms", "p90_ms", "p99_ms", "max_ms")},
+        **counts,
+    }
+    return summarise(raw)
+
+
 def bench_overload(
     store: FeatureStore,
     config: Path,
@@ -136,32 +159,67 @@ def bench_overload(
     seconds: float = 20.0,
     seed: int = 0,
     compare_unbounded: bool = False,
+    against: list[Path] | tuple[Path, ...] = (),
+    rounds: int = 1,
 ) -> dict:
+    """``config`` and each ``against`` config (and, with ``compare_unbounded``, ``config`` without
+    admission control and deadline) as gateways that stay up for the whole run; each round gives
+    each gateway 4 connections, then 64, in turn, so that the drift of a shared machine falls on
+    all of them alike. Targets are checked per config on its rounds' merged figures."""
     if shutil.which("wrk") is None:
         raise BenchError("wrk is not installed (apt-get install wrk)")
-    settings = yaml.safe_load(config.read_text()) or {}
-    admission = settings.get("serving", {}).get("admission", {})
-    overflow = 503 if str(admission.get("overflow", "fallback")) == "503" else 200
     with tempfile.TemporaryDirectory(prefix="recsys-overload-") as tmp:
         script, paths = Path(tmp) / "overload.lua", Path(tmp) / "paths.txt"
         script.write_text(WRK_SCRIPT)
         paths.write_text("\n".join(request_paths(store, 20_000, seed)) + "\n")
-        runs: dict[str, dict] = {}
-        with start_gateway(config, workers, "gateway") as server:
-            run_wrk(server.url, 4, 3, script, paths)  # warm-up: connections, caches, both workers
-            runs["bounded_4"] = run_wrk(server.url, 4, seconds, script, paths)
-            runs["bounded_64"] = run_wrk(server.url, 64, seconds, script, paths)
+        configs = {"bounded": config}
+        for other in against:
+            configs[other.stem if other.stem not in configs else f"{other.stem}-{len(configs)}"] = other
         if compare_unbounded:
-            unbounded = Path(tmp) / "unbounded.yaml"
-            serving = settings.setdefault("serving", {})  # as before admission control: queue everything
-            serving["admission"], serving["deadline_ms"] = {**admission, "max_in_flight": 0}, 0
-            unbounded.write_text(yaml.safe_dump(settings))
-            with start_gateway(unbounded, workers, "gateway without admission control") as server:
-                run_wrk(server.url, 4, 3, script, paths)
-                runs["unbounded_64"] = run_wrk(server.url, 64, seconds, script, paths)
+            configs["unbounded"] = _unbounded(config, Path(tmp) / "unbounded.yaml")
+        phases: dict[str, list[dict]] = {}
+        load: list[float] = []
+        with ExitStack() as stack:
+            servers = {
+                name: stack.enter_context(start_gateway(path, workers, f"gateway {name}"))
+                for name, path in configs.items()
+            }
+            for server in servers.values():
+                run_wrk(server.url, 4, 3, script, paths)  # warm-up: connections, caches, both workers
+            for _ in range(rounds):
+                for name, server in servers.items():
+                    for connections in (4, 64):
+                        load.append(os.getloadavg()[0])
+                        phase = run_wrk(server.url, connections, seconds, script, paths)
+                        phases.setdefault(f"{name}_{connections}", []).append(phase)
+            load.append(os.getloadavg()[0])
+    runs = {name: merge_rounds(each) for name, each in phases.items()}
+    targets = {
+        name: verdict(runs[f"{name}_4"], runs[f"{name}_64"], _overflow_status(path))
+        for name, path in configs.items()
+        if name != "unbounded"
+    }
     return {
         "workers": workers,
         "seconds": seconds,
+        "rounds": rounds,
+        "load_average": [min(load), max(load)],
         "runs": runs,
-        "targets": verdict(runs["bounded_4"], runs["bounded_64"], overflow),
+        "targets": targets,
     }
+
+
+def _overflow_status(config: Path) -> int:
+    settings = yaml.safe_load(config.read_text()) or {}
+    admission = settings.get("serving", {}).get("admission", {})
+    return 503 if str(admission.get("overflow", "fallback")) == "503" else 200
+
+
+def _unbounded(config: Path, out: Path) -> Path:
+    """``config`` as before admission control: every request queued, no deadline."""
+    settings = yaml.safe_load(config.read_text()) or {}
+    serving = settings.setdefault("serving", {})
+    serving["admission"] = {**serving.get("admission", {}), "max_in_flight": 0}
+    serving["deadline_ms"] = 0
+    out.write_text(yaml.safe_dump(settings))
+    return out

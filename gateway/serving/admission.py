@@ -1,10 +1,16 @@
 """Admission control: a bound on the recommendation requests one process works on at once.
 
 Past capacity a queue only makes every answer late (README "Overload" has the measurements), so
-the excess is answered at once and cheaply, on the event loop, before it reaches a worker
-thread: with the popularity fallback (``serving.admission.overflow: fallback``) or a 503 with
-``Retry-After``. Either is delayed by ``shed_delay_ms`` first, so that clients which retry at
-once (closed-loop load generators, impatient apps) do not spin on the shed path. Only
+the excess is answered cheaply, on the event loop, before it reaches a worker thread: with the
+popularity fallback (``serving.admission.overflow: fallback``) or a 503 with ``Retry-After``.
+
+A request that finds every slot taken first waits up to ``shed_delay_ms`` for one. A slot that
+frees meanwhile goes to the *newest* waiter (last in, first out, as in Facebook's adaptive LIFO):
+under overload the oldest waiters are the ones shed, so an admitted request has waited little
+and a shed one ``shed_delay_ms``. The wait is also what paces clients that retry at once
+(closed-loop load generators, impatient apps): each shed answer costs the event loop CPU the
+admitted requests need, and with N such clients past the bound about N / ``shed_delay_ms``
+answers a second are shed (README "Overload" has the measurements). Only
 ``GET /post/recommendations/`` is bounded: health, readiness, metrics and the rest never wait
 behind it and are never shed.
 
@@ -18,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -31,8 +38,8 @@ T = TypeVar("T")
 
 
 class Admission:
-    """The per-process bound. ``in_flight`` is touched on the event loop only; ``late`` (rankers
-    still running past their deadline) from worker threads, under a lock."""
+    """The per-process bound. ``in_flight`` and the waiters are touched on the event loop only;
+    ``late`` (rankers still running past their deadline) from worker threads, under a lock."""
 
     def __init__(self, settings: AdmissionSettings) -> None:
         self.limit = settings.max_in_flight
@@ -42,9 +49,55 @@ class Admission:
         self.in_flight = 0
         self.late = 0
         self._lock = threading.Lock()
+        self._waiters: deque[asyncio.Future[bool]] = deque()
 
     def full(self) -> bool:
         return self.limit > 0 and self.in_flight + self.late >= self.limit
+
+    @property
+    def waiting(self) -> int:
+        return sum(not w.done() for w in self._waiters)
+
+    def take(self) -> bool:
+        """Take a free slot, if there is one."""
+        if self.full():
+            return False
+        self.in_flight += 1
+        return True
+
+    async def wait(self) -> bool:
+        """Wait up to ``shed_delay`` for a slot to free (the newest waiter gets it first): True
+        with the slot taken, False when none did (the request is to be shed)."""
+        if self.shed_delay <= 0:
+            return False
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = loop.call_later(self.shed_delay, self._expire, waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self.release()  # handed a slot just as the request was cancelled
+            raise
+        finally:
+            timer.cancel()
+
+    def _expire(self, waiter: asyncio.Future[bool]) -> None:
+        if not waiter.done():
+            waiter.set_result(False)
+        while self._waiters and self._waiters[0].done():  # the oldest expire first
+            self._waiters.popleft()
+
+    def release(self) -> None:
+        """Free a slot; the newest waiter still waiting takes it over."""
+        self.in_flight -= 1
+        while self._waiters and not self.full():
+            waiter = self._waiters.pop()
+            if not waiter.done():
+                self.in_flight += 1
+                waiter.set_result(True)
+                return
 
     def late_started(self) -> None:
         with self._lock:
@@ -70,16 +123,15 @@ class AdmissionControl:
         admission: Admission | None = getattr(scope["app"].state, "admission", None)
         if admission is None:
             return await self.app(scope, receive, send)
-        if admission.full():
+        if not admission.take() and not await admission.wait():
             return await self.shed(scope, send, admission)
-        admission.in_flight += 1
         held = True
 
         def release() -> None:
             nonlocal held
             if held:
                 held = False
-                admission.in_flight -= 1
+                admission.release()
 
         async def send_then_release(message) -> None:
             await send(message)
@@ -90,12 +142,6 @@ class AdmissionControl:
             await self.app(scope, receive, send_then_release)
         finally:
             release()
-
-
-async def pace(admission: Admission) -> None:
-    """The shed path's delay (see the module docstring)."""
-    if admission.shed_delay > 0:
-        await asyncio.sleep(admission.shed_delay)
 
 
 class Deadline:

@@ -30,6 +30,6 @@ class PopularityFallback:
         order = self._order[day]
         if topic_code is not None:
             order = order[self._topics[order] == topic_code]
-        liked = set(self._store.liked_before(user_idx, seconds).tolist()) if user_idx >= 0 else set()
+        liked = self._store.liked_set(user_idx, seconds) if user_idx >= 0 else set()
         head = order[: limit + len(liked)].tolist()
         return [p for p in head if p not in liked][:limit]

@@ -39,6 +39,7 @@ from gateway.serving.fallback import PopularityFallback
 from gateway.serving.limits import BodySizeLimit
 from gateway.serving.moods import configured_encoder
 from gateway.serving.prometheus import Metrics
+from gateway.serving.protocol import CoalescingHttpToolsProtocol
 from gateway.serving.routes import catalogue, dashboard, events, ops, recommendations
 from gateway.serving.shadow import CountRequests, Idle, ShadowScorer
 from gateway.serving.state import Catalogue, ReloadError, ServingState, build_snapshot, compile_in_background
@@ -194,6 +195,11 @@ def create_app(
 def _watch_admission(metrics: Metrics, admission: Admission, cfg: Settings) -> None:
     metrics.watch("recsys_in_flight", "Recommendation requests being worked on", lambda: admission.in_flight)
     metrics.watch(
+        "recsys_admission_waiting",
+        "Recommendation requests waiting for a slot (shed if none frees within shed_delay_ms)",
+        lambda: admission.waiting,
+    )
+    metrics.watch(
         "recsys_late_rankers",
         "Rankers still running past their deadline (they hold a slot)",
         lambda: admission.late,
@@ -298,4 +304,5 @@ def run(config_path: Path, *, host: str, port: int, workers: int, log_level: str
         workers=workers,
         log_level=log_level,
         timeout_graceful_shutdown=30,
+        http=CoalescingHttpToolsProtocol,
     )

@@ -92,7 +92,7 @@ def recommend(
     mood_weight: float = 0.5,
     request_id: str = "",
 ) -> Recommendation:
-    user_idx = int(store.user_index([user_id])[0])
+    user_idx = store.user_position(user_id)
     assignment = assign(snapshot.experiment, user_id)
     if user_idx < 0 and topic is None and mood is None:
         raise UnknownUserError(f"user {user_id} not found; send topic and/or mood for a cold-start feed")

@@ -58,7 +58,15 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(normalized)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(normalized, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+    # executemany of a textual INSERT (the exposure log's batches) in pages of statements sent
+    # together (psycopg2's execute_batch), not one round trip to the server per row.
+    return create_engine(
+        normalized,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 5},
+        executemany_mode="values_plus_batch",
+        executemany_batch_page_size=500,
+    )
 
 
 def connect(url: str, *, create: bool = False) -> Engine:

@@ -5,8 +5,17 @@ from __future__ import annotations
 import shutil
 
 import pytest
+import yaml
 
-from gateway.loadtest.overload import WRK_SCRIPT, request_paths, run_wrk, summarise, verdict
+from gateway.loadtest.overload import (
+    WRK_SCRIPT,
+    _unbounded,
+    merge_rounds,
+    request_paths,
+    run_wrk,
+    summarise,
+    verdict,
+)
 from tests.conftest import LiveServer, write_config
 
 
@@ -32,6 +41,25 @@ def test_targets():
     assert verdict(light, _phase(9000, 10, 3300, shed=5700, statuses={"200": 3300, "503": 5700}), 503)[
         "statuses_64"
     ]["met"]
+
+
+def test_rounds_merge_into_one_phase_with_the_worst_percentiles():
+    first = _phase(1000, 10, 900, shed=100, p99=40.0)
+    second = _phase(3000, 10, 1000, shed=2000, p99=70.0, statuses={"200": 2990, "503": 10})
+    merged = merge_rounds([first, second])
+    assert merged["requests"] == 4000 and merged["seconds"] == 20
+    assert merged["throughput_rps"] == 200.0 and merged["goodput_rps"] == 95.0 and merged["shed"] == 2100
+    assert merged["p99_ms"] == 70.0 and merged["statuses"] == {"200": 3990, "503": 10}
+    assert merge_rounds([first]) is first
+
+
+def test_the_unbounded_gateway_is_the_same_config_without_admission_control_or_deadline(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump({"serving": {"admission": {"max_in_flight": 3, "overflow": "503"}, "deadline_ms": 40}})
+    )
+    serving = yaml.safe_load(_unbounded(config, tmp_path / "u.yaml").read_text())["serving"]
+    assert serving == {"admission": {"max_in_flight": 0, "overflow": "503"}, "deadline_ms": 0}
 
 
 def test_wrk_counts_statuses_and_who_served(tiny_store_dir, tiny_models, tiny_db, tiny_store, tmp_path):

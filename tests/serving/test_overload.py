@@ -3,6 +3,7 @@ deadline, on the real server (``recsys serve`` in a subprocess) logging to a rea
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -12,6 +13,7 @@ import pytest
 
 from gateway.config import AdmissionSettings
 from gateway.serving.admission import Admission, Deadline
+from gateway.serving.routes.recommendations import new_request_id
 from gateway.storage import connect, read_frame
 from tests.conftest import LiveServer, write_config
 
@@ -181,3 +183,81 @@ def test_deadline_returns_on_time_and_the_late_ranker_keeps_its_slot():
     with pytest.raises(KeyError):
         deadline.run(lambda: {}["x"], time.perf_counter())
     deadline.close()
+
+
+def _admission(limit: int, delay_ms: float) -> Admission:
+    return Admission(AdmissionSettings(max_in_flight=limit, shed_delay_ms=delay_ms))
+
+
+def test_a_freed_slot_goes_to_the_newest_waiter_and_the_oldest_are_shed():
+    async def scenario() -> tuple[list, list, int]:
+        admission = _admission(1, 200)
+        assert admission.take() and not admission.take()  # the one slot is taken
+        order: list[str] = []
+
+        async def request(name: str) -> bool:
+            admitted = await admission.wait()
+            order.append(name)
+            return admitted
+
+        first = asyncio.ensure_future(request("oldest"))
+        await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(request("newest"))
+        await asyncio.sleep(0.01)
+        assert admission.waiting == 2
+        admission.release()  # the slot is handed over: still taken, by the newest waiter
+        results = [await second]
+        held = admission.in_flight
+        results.append(await first)  # nobody frees a slot: shed after shed_delay_ms
+        return order, results, held
+
+    started = time.perf_counter()
+    order, results, held = asyncio.run(scenario())
+    assert order == ["newest", "oldest"] and results == [True, False] and held == 1
+    assert 0.15 < time.perf_counter() - started < 2.0
+
+
+def test_waiting_is_bounded_and_a_cancelled_waiter_frees_its_slot():
+    async def scenario() -> None:
+        admission = _admission(1, 0)
+        assert admission.take()
+        assert await admission.wait() is False  # no delay: shed at once
+        admission = _admission(1, 5_000)
+        assert admission.take()
+        waiter = asyncio.ensure_future(admission.wait())
+        await asyncio.sleep(0.01)
+        admission.release()  # handed to the waiter...
+        waiter.cancel()  # ...which is cancelled before it runs: the slot is not lost
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert admission.in_flight == 0 and admission.take()
+        late = asyncio.ensure_future(admission.wait())
+        await asyncio.sleep(0.01)
+        late.cancel()  # cancelled while waiting: nothing to give back
+        with pytest.raises(asyncio.CancelledError):
+            await late
+        assert admission.in_flight == 1 and admission.waiting == 0
+
+    asyncio.run(scenario())
+
+
+def test_clients_past_the_bound_wait_for_a_slot_instead_of_being_shed(
+    pg_url, tiny_store_dir, tiny_models, tiny_store, tmp_path
+):
+    # 3 clients, 1 slot: each waits for a slot (at most 10 s) rather than being shed
+    waits = {"max_in_flight": 1, "shed_delay_ms": 10_000}
+    server = _serve(tmp_path, pg_url, tiny_store_dir, tiny_models, admission=waits)
+    try:
+        responses = _hammer(server.url, tiny_store.user_ids, clients=3, each=15)
+        metrics = httpx.get(server.url + "/metrics").text
+    finally:
+        server.stop()
+    assert {r.status_code for r in responses} == {200}
+    assert {r.headers["X-Recsys-Served-By"] for r in responses} == {"model"}
+    assert "recsys_shed_total{" not in metrics and "recsys_fallbacks_total{" not in metrics
+    assert "recsys_admission_waiting 0.0" in metrics  # nobody waiting once the clients are done
+
+
+def test_request_ids_are_32_hex_digits_and_do_not_repeat():
+    ids = [new_request_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids) and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)

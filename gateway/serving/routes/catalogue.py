@@ -21,7 +21,7 @@ NOT_FOUND = {404: {"model": Message}}
 
 
 def _user_index(store, user_id: int) -> int:
-    idx = int(store.user_index([user_id])[0])
+    idx = store.user_position(user_id)
     if idx < 0:
         raise HTTPException(404, f"user {user_id} not found")
     return idx

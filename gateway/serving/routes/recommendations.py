@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import re
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from urllib.parse import parse_qs
@@ -21,7 +21,7 @@ from gateway.features.mood_lexicon import Lexicon
 from gateway.features.mood_text import MOOD_PATTERN, MoodTextError
 from gateway.features.redis_history import RedisHistory
 from gateway.features.store import FeatureStore
-from gateway.serving.admission import ARRIVED, Admission, pace
+from gateway.serving.admission import ARRIVED, Admission
 from gateway.serving.breaker import Breaker
 from gateway.serving.deps import CatalogueDep, MetricsDep, StateDep, StoreDep, WriterDep
 from gateway.serving.fallback import FALLBACK_VERSION
@@ -40,6 +40,13 @@ MAX_MOOD = 200
 SERVED_BY = "X-Recsys-Served-By"  # response header: model, fallback:shed or fallback:deadline
 
 
+def new_request_id() -> str:
+    """32 random hex digits, like ``uuid4().hex``, without its system call per request
+    (Python's generator, seeded per process from the OS; request ids need to be unique, not
+    unpredictable)."""
+    return f"{random.getrandbits(128):032x}"
+
+
 def read_mood(encoder: MoodEncoder, mood: str, lexicon: Lexicon) -> MoodMatch:
     """The mood's similarity with every post and what was understood; 422 (plain message) for
     a mood without any letter or emoji, or with a control character."""
@@ -56,7 +63,7 @@ def user_view(
     metrics), and while the breaker stays open after one: the local history (offline log +
     events this process received) when the process keeps one (``serving.redis_local_fallback``),
     else 503."""
-    user_idx = int(store.user_index([user_id])[0])
+    user_idx = store.user_position(user_id)
     if user_idx < 0:
         return store  # cold start needs no history
     if breaker.allow():
@@ -133,7 +140,7 @@ def get_recommendations(
     seconds = to_epoch_seconds(time_)
     if request.app.state.history is not None:
         store = user_view(request.app.state.history, store, id, metrics, request.app.state.redis_breaker)
-    request_id = x_request_id if x_request_id and _REQUEST_ID.match(x_request_id) else uuid.uuid4().hex
+    request_id = x_request_id if x_request_id and _REQUEST_ID.match(x_request_id) else new_request_id()
     try:
         result = request.app.state.deadline.run(
             lambda: recommend(
@@ -229,7 +236,7 @@ def fallback_answer(
     exposure logged with ``in_experiment = false``; 404 for an unknown user without a topic."""
     snapshot, store, catalogue = app_state.serving.snapshot, app_state.store, app_state.catalogue
     metrics: Metrics = app_state.metrics
-    user_idx = int(store.user_index([user_id])[0])
+    user_idx = store.user_position(user_id)
     if user_idx < 0 and topic is None:
         metrics.requests.labels("recommendations", "none", "none", "404").inc()
         detail = f"user {user_id} not found; send topic and/or mood for a cold-start feed"
@@ -256,7 +263,8 @@ def fallback_answer(
             topic=topic,
             cold_start=user_idx < 0,
             served_by=reason,
-        )
+        ),
+        journal=False,  # outside the experiment: not worth a system call each (README "Overload")
     )
     metrics.requests.labels("recommendations", assignment.arm, FALLBACK_VERSION, "200").inc()
     metrics.fallbacks.labels(reason).inc()
@@ -290,8 +298,8 @@ def shed_query(query_string: bytes, topics: list[str]) -> tuple[int, int, int, s
 
 
 async def shed(scope, send, admission: Admission) -> None:
-    """Answer a request admission control turned away: the fallback list (or 503 with
-    Retry-After, per ``serving.admission.overflow``), after the pacing delay."""
+    """Answer a request admission control turned away (it has waited ``shed_delay_ms`` for a
+    slot in vain): the fallback list, or 503 with Retry-After, per ``serving.admission.overflow``."""
     started = time.perf_counter()
     app_state = scope["app"].state
     app_state.metrics.shed.labels(admission.overflow).inc()
@@ -302,14 +310,13 @@ async def shed(scope, send, admission: Admission) -> None:
         app_state.metrics.requests.labels("recommendations", "none", "none", "503").inc()
     else:
         raw_id = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = raw_id if _REQUEST_ID.match(raw_id) else uuid.uuid4().hex
+        request_id = raw_id if _REQUEST_ID.match(raw_id) else new_request_id()
         try:
             query = shed_query(scope["query_string"], app_state.catalogue.topic_names)
         except ValueError as exc:
             body, headers, status = orjson.dumps({"detail": str(exc)}), {SERVED_BY: "fallback:shed"}, 422
         else:
             body, headers, status = fallback_answer(app_state, *query, request_id, "shed", started)
-    await pace(admission)
     raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     raw_headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
