@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from gateway.ranking import expected_hit, mean_ci95, roc_auc, session_hitrate, top_k
+from gateway.ranking import expected_hit, found_in_sorted, mean_ci95, roc_auc, session_hitrate, top_k
 
 
 def test_roc_auc_matches_sklearn_with_ties():
@@ -60,3 +60,13 @@ def test_top_k_gives_ties_at_the_kth_place_to_the_lower_index():
         for row in range(3):
             expected = np.lexsort((np.arange(40), -scores[row]))[:5]
             np.testing.assert_array_equal(best[row], expected)
+
+
+def test_found_in_sorted_equals_isin():
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        values = np.unique(rng.integers(0, 60, rng.integers(0, 40)))
+        items = rng.integers(-5, 70, rng.integers(0, 30))
+        expected = np.flatnonzero(np.isin(values, items))
+        got = found_in_sorted(values, items)
+        assert got.dtype == np.int64 and np.array_equal(got, expected)

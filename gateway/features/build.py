@@ -28,7 +28,9 @@ from gateway.features.definitions import (
     TASTE_RANK,
     TASTE_SVD_DIMS,
 )
+from gateway.features.post_texts import PostTexts
 from gateway.features.retrieval import build_retrieval
+from gateway.features.store import sum_columns
 from gateway.features.taste import counts_by_user, demographic_covariates, fit_taste
 from gateway.features.text import cluster_within_topics, fit_text_space
 from gateway.fsutil import atomic_path
@@ -184,6 +186,7 @@ def build_feature_store(
         user_table.to_parquet(tmp / A.USERS, index=False)
         post_table.to_parquet(tmp / A.POSTS, index=False)
         posts[["post_id", "text", "topic"]].to_parquet(tmp / A.POST_TEXTS, index=False)
+        PostTexts.from_strings(posts["text"].tolist()).save(tmp)
         np.savez(
             tmp / A.EVENTS,
             user=feed["user"],
@@ -192,7 +195,16 @@ def build_feature_store(
             like=feed["like"],
             target=feed["target"],
         )
-        np.savez(tmp / A.POST_DAILY, views=before(daily_views), likes=before(daily_likes))
+        views_before, likes_before = before(daily_views), before(daily_likes)
+        n_taste = len(taste.bias)
+        np.savez(
+            tmp / A.POST_DAILY,
+            views=views_before,
+            likes=likes_before,
+            taste_views=sum_columns(views_before, taste_cluster, n_taste),
+            taste_likes=sum_columns(likes_before, taste_cluster, n_taste),
+        )
+        del views_before, likes_before
         retrieval = build_retrieval(
             tmp,
             events=feed,

@@ -19,6 +19,7 @@ deployer's word-vector model (``word_vectors.py``), into which the posts are emb
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -119,7 +120,7 @@ class MoodEncoder:
 
 
 def load_mood_encoder(
-    spec: str, store_dir: Path, texts: list[str], topic_names: list[str], topic_codes: np.ndarray
+    spec: str, store_dir: Path, texts: Sequence[str], topic_names: list[str], topic_codes: np.ndarray
 ) -> MoodEncoder:
     """``tfidf``: the posts' TF-IDF in the store's vocabulary; ``vectors:<dir>``: a word-vector
     model directory. Either way the posts are embedded now, at start-up."""

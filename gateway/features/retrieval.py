@@ -35,6 +35,7 @@ import numpy as np
 
 from gateway.features.artifacts import FeatureStoreError
 from gateway.features.definitions import POST_PRIOR_VIEWS
+from gateway.ranking import found_in_sorted
 
 BACKENDS = ("exact", "hnswlib", "faiss")
 POPULAR_DEPTH = 1024  # most-liked posts kept per day: overall, per topic, per cluster
@@ -430,7 +431,7 @@ class Retriever:
         union = np.unique(np.concatenate([f.astype(np.int64) for f in found.values()]))
         union = union[union >= 0]
         if excluded is not None and len(excluded):
-            union = union[~np.isin(union, excluded)]
+            union = np.delete(union, found_in_sorted(union, excluded))
         return Candidates(union, {name: int((f >= 0).sum()) for name, f in found.items()}, history, terms)
 
     def _by_factors(self, score: np.ndarray, day: int, k: int, topic: int | None) -> np.ndarray:

@@ -38,7 +38,8 @@ _MAX_REL = np.int64((1 << 32) - 1)
 
 
 def _rel(seconds: np.ndarray) -> np.ndarray:
-    return np.clip(np.asarray(seconds, dtype=np.int64) - _T0, 0, _MAX_REL)
+    # minimum/maximum: the same integers as np.clip, at a fraction of its cost on small arrays
+    return np.minimum(np.maximum(np.asarray(seconds, dtype=np.int64) - _T0, 0), _MAX_REL)
 
 
 def _keys(entity: np.ndarray, seconds: np.ndarray) -> np.ndarray:
@@ -210,7 +211,7 @@ class FeatureStore:
             users = pd.read_parquet(path / A.USERS)
             posts = pd.read_parquet(path / A.POSTS)
             events = np.load(path / A.EVENTS)
-            daily = np.load(path / A.POST_DAILY)
+            daily = A.load_npz_mapped(path / A.POST_DAILY)
             taste = TasteModel.from_arrays(np.load(path / A.TASTE))
             store = cls.from_arrays(manifest, users, posts, dict(events), dict(daily), taste)
             if (path / RETRIEVAL_DIR).exists():
@@ -264,8 +265,8 @@ class FeatureStore:
             events=log,
             taste=taste,
             taste_covariates=demographic_covariates(users["age"].to_numpy(), users["gender"].to_numpy()),
-            taste_views_before=_sum_columns(np.asarray(daily["views"]), taste_cluster, len(taste.bias)),
-            taste_likes_before=_sum_columns(np.asarray(daily["likes"]), taste_cluster, len(taste.bias)),
+            taste_views_before=_taste_daily(daily, "views", taste_cluster, len(taste.bias)),
+            taste_likes_before=_taste_daily(daily, "likes", taste_cluster, len(taste.bias)),
             post_emb_mean=emb.mean(axis=0),
         )
 
@@ -534,12 +535,25 @@ class FeatureStore:
         return {name: _column(out[name], n_rows) for name in FEATURE_NAMES}
 
 
-def _sum_columns(daily: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
-    """(days, groups) sums of (days, columns) counts over each group's columns."""
+def sum_columns(daily: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """(days, groups) sums of (days, columns) counts over each group's columns (exact: integer
+    counts summed in float64, far below 2**53)."""
     out = np.zeros((daily.shape[0], n_groups), np.float64)
-    for g in range(n_groups):
-        out[:, g] = daily[:, group == g].sum(axis=1)
+    for d in range(daily.shape[0]):
+        out[d] = np.bincount(group, weights=daily[d], minlength=n_groups)
     return out
+
+
+def _taste_daily(daily: dict, name: str, taste_cluster: np.ndarray, n_taste: int) -> np.ndarray:
+    """The taste clusters' daily counts: written by the build (``taste_views``/``taste_likes``),
+    so a serving process does not read every page of the memory-mapped post table; summed here
+    for a store built before they were."""
+    key = f"taste_{name}"
+    if key in daily:
+        return np.array(daily[key], dtype=np.float64)
+    summed = sum_columns(np.asarray(daily[name]), taste_cluster, n_taste)
+    A.release_pages(daily[name])
+    return summed
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,7 +118,7 @@ class PostTfidf:
     direction of their own among 16, so their words land on a neighbour's posts there.
     """
 
-    def __init__(self, vocabulary: list[str], idf: np.ndarray, texts: list[str]) -> None:
+    def __init__(self, vocabulary: list[str], idf: np.ndarray, texts: Sequence[str]) -> None:
         vectorizer = TfidfVectorizer(vocabulary=vocabulary, sublinear_tf=True, stop_words="english")
         vectorizer.idf_ = np.asarray(idf, dtype=np.float64)
         columns = vectorizer.transform(texts).tocsc()
@@ -130,7 +131,7 @@ class PostTfidf:
         self.posts = len(texts)
 
     @classmethod
-    def load(cls, path, texts: list[str]) -> PostTfidf:
+    def load(cls, path, texts: Sequence[str]) -> PostTfidf:
         """The feature store's vocabulary and IDF (``text_space.npz``) over ``texts``."""
         data = np.load(path)
         return cls(data["vocabulary"].tolist(), data["idf"], texts)

@@ -18,6 +18,7 @@ posts whose words the model puts near it ("goal", "striker").
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +99,7 @@ class WordVectors:
         np.savez(directory / VECTORS, words=np.array(self.words), vectors=self.vectors)
         return directory
 
-    def space(self, texts: list[str]) -> VectorSpace:
+    def space(self, texts: Sequence[str]) -> VectorSpace:
         """Moods and posts in this model's space, with IDF fitted on the catalogue's texts (a
         word no post uses gets the highest IDF)."""
         vectorizer = TfidfVectorizer(

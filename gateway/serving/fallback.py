@@ -10,26 +10,48 @@ from __future__ import annotations
 
 import numpy as np
 
+from gateway.features.artifacts import release_pages
 from gateway.features.store import FeatureStore
 
 FALLBACK_VERSION = "fallback:popularity"
 
 
+FALLBACK_HEAD = 2048  # posts kept per day (and per day and topic); a request needing more sorts its day
+
+
 class PopularityFallback:
     def __init__(self, store: FeatureStore, topic_codes: np.ndarray) -> None:
-        likes = np.asarray(store.post_likes_before)
-        self._order = np.argsort(-likes, axis=1, kind="stable").astype(np.int32)  # (days, posts)
+        likes = store.post_likes_before  # (days, posts), memory-mapped from the store
         self._topics = np.asarray(topic_codes)
         self._store = store
         self._day0, self._days = int(store.manifest["day0"]), len(likes)
+        n_topics = int(self._topics.max()) + 1 if len(self._topics) else 0
+        # Each day's order's head, overall and per topic: the full (days, posts) order of a
+        # large catalogue would cost a worker 4 bytes per post and day.
+        self._heads: list[dict[int | None, np.ndarray]] = []
+        for day in range(self._days):
+            order = self._day_order(day)
+            topics = self._topics[order]
+            heads: dict[int | None, np.ndarray] = {None: order[:FALLBACK_HEAD]}
+            for t in range(n_topics):
+                heads[t] = order[topics == t][:FALLBACK_HEAD]
+            self._heads.append(heads)
+        release_pages(likes)
+
+    def _day_order(self, day: int) -> np.ndarray:
+        return np.argsort(-np.asarray(self._store.post_likes_before[day]), kind="stable").astype(np.int32)
 
     def top(self, user_idx: int, seconds: int, limit: int, topic_code: int | None = None) -> list[int]:
         """Dense post indices, most liked before the request's day first; never a post the user
         (``user_idx`` < 0: unknown, nothing excluded) liked before ``seconds``."""
         day = min(max((seconds - self._day0) // 86400, 0), self._days - 1)  # as FeatureStore._day
-        order = self._order[day]
-        if topic_code is not None:
-            order = order[self._topics[order] == topic_code]
         liked = self._store.liked_set(user_idx, seconds) if user_idx >= 0 else set()
+        order = self._heads[day].get(topic_code)
+        if order is None:
+            order = np.zeros(0, np.int32)  # a topic code the catalogue does not have
+        elif len(order) == FALLBACK_HEAD and limit + len(liked) > FALLBACK_HEAD:
+            order = self._day_order(day)  # the head may be too short: the whole day's order
+            if topic_code is not None:
+                order = order[self._topics[order] == topic_code]
         head = order[: limit + len(liked)].tolist()
         return [p for p in head if p not in liked][:limit]

@@ -28,7 +28,7 @@ from gateway.assignment import INTERLEAVED, Assignment, assign
 from gateway.features.retrieval import Candidates
 from gateway.features.store import FeatureStore
 from gateway.interleaving import interleave
-from gateway.ranking import top_k
+from gateway.ranking import found_in_sorted, top_k
 from gateway.serving.state import Catalogue, Snapshot
 
 COLD_START_VERSION = "cold-start-popularity-1"
@@ -215,7 +215,7 @@ def ranked(
     if topic is not None:
         in_topic = catalogue.topic_codes[candidates] == catalogue.topic_names.index(topic)
         scores = np.where(in_topic, scores, -np.inf)
-    local_excluded = [np.flatnonzero(np.isin(candidates, items)) for items in excluded]
+    local_excluded = [found_in_sorted(candidates, items) for items in excluded]
     best = top_k(np.asarray(scores)[None, :], limit, local_excluded)[0]
     return candidates[best[best >= 0]]
 

@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from gateway.assignment import Experiment
 from gateway.config import ConfigError, Settings, load_settings
-from gateway.features import artifacts as A
+from gateway.features.artifacts import FeatureStoreError
 from gateway.features.mood_lexicon import Lexicon, LexiconError, default_lexicon
+from gateway.features.post_texts import PostTexts, load_post_texts
 from gateway.features.store import FeatureStore
 from gateway.rankers.compiled import compile_ranker
 from gateway.rankers.libraries import load_ranker
@@ -29,25 +29,29 @@ log = logging.getLogger("gateway.serving")
 
 @dataclass(frozen=True)
 class Catalogue:
-    """Post texts and topics by dense post index (from the feature store's artifacts)."""
+    """Post texts and topics by dense post index (from the feature store's artifacts). The texts
+    stay one UTF-8 buffer (memory-mapped from the store when it has one): ``texts[i]`` decodes
+    one post's, so a worker holds no Python string per post."""
 
     post_ids: np.ndarray
-    texts: list[str]
+    texts: PostTexts
     topics: list[str]
     topic_codes: np.ndarray
     topic_names: list[str]
 
     @classmethod
     def load(cls, store_dir: Path, store: FeatureStore) -> Catalogue:
-        frame = pd.read_parquet(store_dir / A.POST_TEXTS).sort_values("post_id")
-        if not np.array_equal(frame["post_id"].to_numpy(), store.post_ids):
-            raise ModelError(f"{store_dir}: {A.POST_TEXTS} does not match the store's posts")
+        try:
+            texts = load_post_texts(store_dir, store.post_ids)
+        except FeatureStoreError as exc:
+            raise ModelError(str(exc)) from exc
+        names = list(store.manifest["vocabularies"]["topic"])
         return cls(
             post_ids=store.post_ids,
-            texts=frame["text"].tolist(),
-            topics=frame["topic"].tolist(),
+            texts=texts,
+            topics=[names[c] for c in store.posts["topic"].tolist()],  # one shared string per topic
             topic_codes=store.posts["topic"],
-            topic_names=list(store.manifest["vocabularies"]["topic"]),
+            topic_names=names,
         )
 
 

@@ -24,16 +24,13 @@ def topic_counts(n_posts: int) -> dict[str, int]:
 
 def _words(rng: np.random.Generator, topic: str, sub: str, n: int, sub_share: float) -> list[str]:
     kind = rng.random(n)
-    sub_words, topic_words = SUBTOPICS[topic][sub], TOPIC_WORDS[topic]
-    out = []
-    for k in kind:
-        if k < sub_share:
-            out.append(sub_words[rng.integers(len(sub_words))])
-        elif k < sub_share + 0.10:
-            out.append(topic_words[rng.integers(len(topic_words))])
-        else:
-            out.append(FILLER[rng.integers(len(FILLER))])
-    return out
+    pools = (SUBTOPICS[topic][sub], TOPIC_WORDS[topic], FILLER)
+    pool = np.where(kind < sub_share, 0, np.where(kind < sub_share + 0.10, 1, 2))
+    # One draw per word with that word's pool size as bound: numpy draws an array of bounds
+    # element by element from the same stream, so this equals one ``rng.integers(len(pool))``
+    # call per word (the worlds of a seed are unchanged; tests/world compares the two).
+    picks = rng.integers(np.array([len(p) for p in pools])[pool]) if n else np.zeros(0, np.int64)
+    return [pools[p][i] for p, i in zip(pool.tolist(), picks.tolist(), strict=True)]
 
 
 def _sentences(words: list[str], rng: np.random.Generator) -> str:

@@ -1,0 +1,98 @@
+"""The catalogue's post texts off the Python heap: every text's UTF-8 bytes in one buffer, in
+post-index order, with an offsets array; a text is decoded only when it is asked for (the few
+posts a response returns).
+
+``recsys features build`` writes the buffer and the offsets as two ``.npy`` files beside the
+other artifacts; a serving process memory-maps them, so the pages of texts it never returns
+are not read and the page cache is shared by all workers. A store built before these files
+existed is read from ``post_texts.parquet`` through Arrow (one buffer in memory, still no
+Python string per post).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from gateway.features import artifacts as A
+from gateway.features.artifacts import FeatureStoreError
+
+
+class PostTexts(Sequence[str]):
+    """Texts by dense post index: ``texts[i]`` decodes post i's text."""
+
+    def __init__(self, data: np.ndarray, offsets: np.ndarray) -> None:
+        if offsets.ndim != 1 or len(offsets) < 1 or int(offsets[-1]) != len(data):
+            raise FeatureStoreError("post text offsets do not match the text buffer")
+        self._data = data
+        self._offsets = offsets
+
+    @classmethod
+    def from_strings(cls, texts: Sequence[str]) -> PostTexts:
+        encoded = [t.encode("utf-8") for t in texts]
+        offsets = np.zeros(len(encoded) + 1, np.int64)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        return cls(np.frombuffer(b"".join(encoded), np.uint8), offsets)
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        j = int(i) + n if int(i) < 0 else int(i)
+        if not 0 <= j < n:
+            raise IndexError(f"post index {i} out of range ({n} posts)")
+        return self._data[int(self._offsets[j]) : int(self._offsets[j + 1])].tobytes().decode("utf-8")
+
+    def __iter__(self) -> Iterator[str]:
+        return (self[j] for j in range(len(self)))
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._data.nbytes + self._offsets.nbytes)
+
+    def release(self) -> None:
+        """After a pass over every text (the mood encoder's start-up): unmap the buffer's pages."""
+        A.release_pages(self._data)
+
+    def save(self, store_dir: Path) -> None:
+        np.save(store_dir / A.POST_TEXT_BYTES, np.asarray(self._data))
+        np.save(store_dir / A.POST_TEXT_OFFSETS, np.asarray(self._offsets))
+
+
+def load_post_texts(store_dir: Path, post_ids: np.ndarray) -> PostTexts:
+    """The store's texts (memory-mapped when the build wrote the buffer) in the order of
+    ``post_ids`` (the store's, ascending)."""
+    import pyarrow.parquet as pq
+
+    ids = pq.read_table(store_dir / A.POST_TEXTS, columns=["post_id"]).column("post_id").to_numpy()
+    if not np.array_equal(np.sort(ids), post_ids):
+        raise FeatureStoreError(f"{store_dir}: {A.POST_TEXTS} does not match the store's posts")
+    if (store_dir / A.POST_TEXT_BYTES).exists() and (store_dir / A.POST_TEXT_OFFSETS).exists():
+        texts = PostTexts(
+            np.load(store_dir / A.POST_TEXT_BYTES, mmap_mode="r"),
+            np.load(store_dir / A.POST_TEXT_OFFSETS, mmap_mode="r"),
+        )
+    else:
+        texts = _from_parquet(store_dir / A.POST_TEXTS)
+    if len(texts) != len(post_ids):
+        raise FeatureStoreError(f"{store_dir}: the post text buffer does not match the store's posts")
+    return texts
+
+
+def _from_parquet(path: Path) -> PostTexts:
+    """One Arrow buffer of the parquet's texts sorted by post id (no Python string per post)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=["post_id", "text"]).sort_by("post_id")
+    column = table.column("text").cast(pa.large_string()).combine_chunks()
+    _, offsets_buffer, data_buffer = column.buffers()
+    offsets = np.frombuffer(offsets_buffer, np.int64)[column.offset : column.offset + len(column) + 1]
+    data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    data = data[int(offsets[0]) : int(offsets[-1])]
+    return PostTexts(data, offsets - offsets[0])
