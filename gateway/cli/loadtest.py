@@ -249,7 +249,7 @@ def _scale(
         "p50 ms",
         "p99 ms",
         "CPU p50 ms",
-        "RSS GB",
+        "RSS GB (anon / file)",
         "load s",
         title="serving path by catalogue size",
     )
@@ -268,7 +268,7 @@ def _scale(
                     str(st["p50_ms"]),
                     str(st["p99_ms"]),
                     str(setting["cpu"][arm]["p50_ms"]),
-                    str(r["rss_gb"]),
+                    f"{r['rss_gb']} ({r['memory_gb']['anon_gb']} / {r['memory_gb']['file_gb']})",
                     str(r["load_seconds"]),
                 )
     console.print(table)

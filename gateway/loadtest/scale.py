@@ -5,7 +5,8 @@ gateway worker loads (store without the event log, catalogue, the config's model
 times ``recommend`` in process, sequentially, per arm: once with each ``serving.candidates``
 value asked for (``all`` = the whole catalogue), on the same requests, in alternating blocks.
 It reports p50/p99 per arm and setting (wall clock, and the CPU time of the request's thread,
-which a busy machine's queueing does not inflate), the worker's resident memory and the load
+which a busy machine's queueing does not inflate), the worker's resident memory (after loading
+and a few two-stage requests, before any whole-catalogue one; and at the end) and the load
 time. HTTP
 is left out (constant in the catalogue's size; ``recsys bench`` measures it).
 """
@@ -22,11 +23,17 @@ import numpy as np
 BLOCK = 25  # requests per block; the settings alternate block by block
 
 
-def _rss_gb() -> float:
+def _memory_gb() -> dict[str, float]:
+    """This process's resident memory (GB): all of it, the anonymous part (its own heap and
+    arrays) and the file-backed part (mapped files: libraries, memory-mapped artifacts, whose
+    pages the page cache shares between workers)."""
+    fields = {"VmRSS:": "rss_gb", "RssAnon:": "anon_gb", "RssFile:": "file_gb"}
+    out = {name: float("nan") for name in fields.values()}
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1e6
-    return float("nan")
+        key = line.split(maxsplit=1)[0] if line else ""
+        if key in fields:
+            out[fields[key]] = round(int(line.split()[1]) / 1e6, 3)
+    return out
 
 
 def measure_store(store_dir: str, config: str, settings: list[int | None], requests: int, seed: int) -> dict:
@@ -50,9 +57,12 @@ def measure_store(store_dir: str, config: str, settings: list[int | None], reque
     latencies: dict[str, dict[str, list[float]]] = {_label(s): {} for s in settings}
     cpu: dict[str, dict[str, list[float]]] = {_label(s): {} for s in settings}
     sizes: dict[str, list[int]] = {_label(s): [] for s in settings}
-    for s in settings:  # warm-up: first calls load code paths and caches
+    memory = None
+    for s in sorted(settings, key=lambda s: s is None):  # warm-up: first calls load code paths and caches
         for i in range(5):
             recommend(snapshots[s], store, catalogue, int(users[i]), int(times[i]), 5)
+        if s is not None and memory is None:  # a worker serving two stages (before any whole-catalogue request)
+            memory = _memory_gb()
     for block in range(0, requests, BLOCK):
         for s in settings:
             for i in range(block, min(block + BLOCK, requests)):
@@ -67,7 +77,9 @@ def measure_store(store_dir: str, config: str, settings: list[int | None], reque
         "store": store_dir,
         "posts": len(store.post_ids),
         "retrieval": store.retrieval.version if store.retrieval else None,
-        "rss_gb": round(_rss_gb(), 3),
+        "rss_gb": (memory or _memory_gb())["rss_gb"],
+        "memory_gb": memory or _memory_gb(),
+        "memory_gb_end": _memory_gb(),
         "load_seconds": round(loaded, 1),
         "settings": {
             label: {
@@ -119,7 +131,7 @@ def plot_scale(results: list[dict], path: Path) -> Path:
     ax.set_yscale("log")
     ax.set_xlabel("posts in the catalogue")
     ax.set_ylabel("CPU ms per request, p50 (in process, sequential)")
-    ax.set_title("Serving cost as the catalogue grows (busy shared 2-core machine)")
+    ax.set_title("Serving cost as the catalogue grows (2-core machine)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -12,6 +12,8 @@ def test_measure_store_times_both_settings_per_arm(tiny_db, tiny_store_dir, tiny
     )
     result = measure_store(str(tiny_store_dir), str(config), [40, None], 30, 0)
     assert result["posts"] == 350 and result["rss_gb"] > 0 and result["retrieval"]
+    memory = result["memory_gb"]
+    assert memory["anon_gb"] > 0 and memory["file_gb"] > 0 and memory["rss_gb"] >= memory["anon_gb"]
     two, whole = result["settings"]["40"], result["settings"]["all"]
     assert whole["candidates_per_request"] is None and 20 <= two["candidates_per_request"] <= 60
     for setting in (two, whole):
