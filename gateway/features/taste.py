@@ -18,6 +18,7 @@ matrices.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.special import expit
@@ -47,12 +48,14 @@ class TasteModel:
     def n_topics(self) -> int:
         return int(self.cluster_topic.max()) + 1
 
-    @property
+    @cached_property
     def design(self) -> np.ndarray:
         """(clusters, terms): a 1 for the user bias, the cluster's topic one-hot for the user's
-        topic offsets, then the cluster's factor."""
+        topic offsets, then the cluster's factor (built once per model, read-only)."""
         topic = self.cluster_topic.astype(np.int64)
-        return np.column_stack([np.ones(len(self.bias)), np.eye(self.n_topics)[topic], self.factors])
+        design = np.column_stack([np.ones(len(self.bias)), np.eye(self.n_topics)[topic], self.factors])
+        design.setflags(write=False)
+        return design
 
     def prior_mean(self, covariates: np.ndarray | None = None) -> np.ndarray:
         """(users, terms) prior means; (terms,) for the average user without covariates."""
