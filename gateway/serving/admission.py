@@ -22,6 +22,7 @@ request gets the fallback list (``Deadline``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
@@ -50,6 +51,7 @@ class Admission:
         self.late = 0
         self._lock = threading.Lock()
         self._waiters: deque[asyncio.Future[bool]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the waiters' loop, once one waits
 
     def full(self) -> bool:
         return self.limit > 0 and self.in_flight + self.late >= self.limit
@@ -70,7 +72,7 @@ class Admission:
         with the slot taken, False when none did (the request is to be shed)."""
         if self.shed_delay <= 0:
             return False
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         waiter: asyncio.Future[bool] = loop.create_future()
         self._waiters.append(waiter)
         timer = loop.call_later(self.shed_delay, self._expire, waiter)
@@ -92,6 +94,10 @@ class Admission:
     def release(self) -> None:
         """Free a slot; the newest waiter still waiting takes it over."""
         self.in_flight -= 1
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """A slot is free: the newest waiter still waiting takes it (on the event loop)."""
         while self._waiters and not self.full():
             waiter = self._waiters.pop()
             if not waiter.done():
@@ -104,8 +110,13 @@ class Admission:
             self.late += 1
 
     def late_finished(self, _: object = None) -> None:
+        """A late ranker returned (on its worker thread): its slot is free, and a request waiting
+        for one takes it over on the event loop, not only once its ``shed_delay_ms`` is up."""
         with self._lock:
             self.late -= 1
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                self._loop.call_soon_threadsafe(self._hand_over)
 
 
 class AdmissionControl:

@@ -241,6 +241,34 @@ def test_waiting_is_bounded_and_a_cancelled_waiter_frees_its_slot():
     asyncio.run(scenario())
 
 
+def test_a_late_ranker_that_finishes_hands_its_slot_to_a_waiter():
+    async def scenario() -> tuple[bool, float, int]:
+        admission = _admission(1, 2_000)
+        deadline = Deadline(20, admission)
+        finish = threading.Event()
+        loop = asyncio.get_running_loop()
+        assert admission.take()
+        # the request's thread: its ranker misses the deadline and keeps the slot as "late"
+        assert (
+            await loop.run_in_executor(None, deadline.run, lambda: finish.wait(10), time.perf_counter())
+            is None
+        )
+        admission.release()  # the request itself answered with the fallback
+        assert admission.full() and admission.late == 1
+        waiter = asyncio.ensure_future(admission.wait())
+        await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        finish.set()  # the late ranker returns on its own thread: the waiter gets its slot now
+        admitted = await waiter
+        waited = time.perf_counter() - started
+        deadline.close()
+        return admitted, waited, admission.in_flight
+
+    admitted, waited, in_flight = asyncio.run(scenario())
+    assert admitted and in_flight == 1
+    assert waited < 1.0  # not left to wait out shed_delay_ms (2 s) while the slot is free
+
+
 def test_clients_past_the_bound_wait_for_a_slot_instead_of_being_shed(
     pg_url, tiny_store_dir, tiny_models, tiny_store, tmp_path
 ):
