@@ -35,6 +35,7 @@ from gateway.config import AdmissionSettings
 
 BOUNDED_PATH = "/post/recommendations/"
 ARRIVED = "recsys.arrived"  # scope key: perf_counter() when the request reached the gateway
+ADMITTED = "recsys.admitted"  # scope key: True when the server's protocol took the slot already
 T = TypeVar("T")
 
 
@@ -67,23 +68,31 @@ class Admission:
         self.in_flight += 1
         return True
 
-    async def wait(self) -> bool:
-        """Wait up to ``shed_delay`` for a slot to free (the newest waiter gets it first): True
-        with the slot taken, False when none did (the request is to be shed)."""
+    def enqueue(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[bool] | None:
+        """Join the waiters (on ``loop``, the running event loop): a future that becomes True
+        with a slot taken for the caller, or False after ``shed_delay`` without one (the request
+        is to be shed); None when there is no wait (``shed_delay_ms: 0``)."""
         if self.shed_delay <= 0:
-            return False
-        loop = self._loop = asyncio.get_running_loop()
+            return None
+        self._loop = loop
         waiter: asyncio.Future[bool] = loop.create_future()
         self._waiters.append(waiter)
         timer = loop.call_later(self.shed_delay, self._expire, waiter)
+        waiter.add_done_callback(lambda _: timer.cancel())
+        return waiter
+
+    async def wait(self) -> bool:
+        """Wait up to ``shed_delay`` for a slot to free (the newest waiter gets it first): True
+        with the slot taken, False when none did (the request is to be shed)."""
+        waiter = self.enqueue(asyncio.get_running_loop())
+        if waiter is None:
+            return False
         try:
             return await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled() and waiter.result():
                 self.release()  # handed a slot just as the request was cancelled
             raise
-        finally:
-            timer.cancel()
 
     def _expire(self, waiter: asyncio.Future[bool]) -> None:
         if not waiter.done():
@@ -130,11 +139,13 @@ class AdmissionControl:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] != BOUNDED_PATH:
             return await self.app(scope, receive, send)
-        scope[ARRIVED] = time.perf_counter()
+        scope.setdefault(ARRIVED, time.perf_counter())
         admission: Admission | None = getattr(scope["app"].state, "admission", None)
         if admission is None:
             return await self.app(scope, receive, send)
-        if not admission.take() and not await admission.wait():
+        if scope.get(ADMITTED):
+            pass  # the server's protocol admitted it (``gateway.serving.protocol``): the slot is ours
+        elif not admission.take() and not await admission.wait():
             return await self.shed(scope, send, admission)
         held = True
 

@@ -9,6 +9,7 @@ then finishes the queued shadow work (bounded) and flushes both logs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -39,7 +40,7 @@ from gateway.serving.fallback import PopularityFallback
 from gateway.serving.limits import BodySizeLimit
 from gateway.serving.moods import configured_encoder
 from gateway.serving.prometheus import Metrics
-from gateway.serving.protocol import CoalescingHttpToolsProtocol
+from gateway.serving.protocol import CoalescingHttpToolsProtocol, FrontDoor
 from gateway.serving.routes import catalogue, dashboard, events, ops, recommendations
 from gateway.serving.shadow import CountRequests, Idle, ShadowScorer
 from gateway.serving.state import Catalogue, ReloadError, ServingState, build_snapshot, compile_in_background
@@ -146,6 +147,10 @@ def create_app(
         app.state.shadow = _start_shadow(app, cfg, exposure_sink)
         _install_sighup(app, store)
         app.state.admission = admission  # from here on requests are bounded
+        # ... at the protocol (``recsys serve``), before the ASGI app: shed answers are cheaper
+        app.state.front_door = FrontDoor(
+            admission, functools.partial(recommendations.shed_answer, app.state, admission)
+        )
         try:
             yield
         finally:

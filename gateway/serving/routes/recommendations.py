@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import time
@@ -297,27 +298,42 @@ def shed_query(query_string: bytes, topics: list[str]) -> tuple[int, int, int, s
     return user_id, to_epoch_seconds(when), limit, topic
 
 
-async def shed(scope, send, admission: Admission) -> None:
-    """Answer a request admission control turned away (it has waited ``shed_delay_ms`` for a
-    slot in vain): the fallback list, or 503 with Retry-After, per ``serving.admission.overflow``."""
+@functools.lru_cache(maxsize=8)
+def overloaded(retry_after: int) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The 503 of ``overflow: "503"``, serialised once."""
+    body = orjson.dumps({"detail": f"overloaded; retry after {retry_after} s"})
+    headers = [(b"retry-after", str(retry_after).encode()), (SERVED_BY.lower().encode(), b"shed")]
+    return 503, [*headers, *_json_headers(body)], body
+
+
+def _json_headers(body: bytes) -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+
+
+def shed_answer(app_state, admission: Admission, scope) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, raw headers (content type and length included) and body for a request admission
+    control turned away (it has waited ``shed_delay_ms`` for a slot in vain): the fallback list,
+    or 503 with Retry-After, per ``serving.admission.overflow``. Synchronous, on the event loop:
+    the server's protocol answers with it before the request reaches the ASGI app."""
     started = time.perf_counter()
-    app_state = scope["app"].state
     app_state.metrics.shed.labels(admission.overflow).inc()
     if admission.overflow == "503":
-        body = orjson.dumps({"detail": f"overloaded; retry after {admission.retry_after} s"})
-        headers = {"Retry-After": str(admission.retry_after), SERVED_BY: "shed"}
-        status = 503
         app_state.metrics.requests.labels("recommendations", "none", "none", "503").inc()
+        return overloaded(admission.retry_after)
+    raw_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode("latin-1")
+    request_id = raw_id if _REQUEST_ID.match(raw_id) else new_request_id()
+    try:
+        query = shed_query(scope["query_string"], app_state.catalogue.topic_names)
+    except ValueError as exc:
+        body, headers, status = orjson.dumps({"detail": str(exc)}), {SERVED_BY: "fallback:shed"}, 422
     else:
-        raw_id = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = raw_id if _REQUEST_ID.match(raw_id) else new_request_id()
-        try:
-            query = shed_query(scope["query_string"], app_state.catalogue.topic_names)
-        except ValueError as exc:
-            body, headers, status = orjson.dumps({"detail": str(exc)}), {SERVED_BY: "fallback:shed"}, 422
-        else:
-            body, headers, status = fallback_answer(app_state, *query, request_id, "shed", started)
+        body, headers, status = fallback_answer(app_state, *query, request_id, "shed", started)
     raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-    raw_headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    return status, [*raw_headers, *_json_headers(body)], body
+
+
+async def shed(scope, send, admission: Admission) -> None:
+    """``shed_answer`` sent through ASGI (servers other than ``recsys serve``'s protocol)."""
+    status, headers, body = shed_answer(scope["app"].state, admission, scope)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
