@@ -28,7 +28,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
 
 from gateway.config import AdmissionSettings
@@ -167,31 +166,33 @@ class AdmissionControl:
 
 
 class Deadline:
-    """Runs a ranker call on its own thread and waits at most until the request's deadline."""
+    """Runs a ranker call on a thread of its own and waits, on the event loop, at most until the
+    request's deadline: one hand-over to the thread and one back (a synchronous route would add
+    a second thread, and a second pair of hand-overs of the GIL, per request)."""
 
     def __init__(self, deadline_ms: float, admission: Admission, threads: int = 64) -> None:
         self.seconds = deadline_ms / 1000
         self.admission = admission
-        self._pool = (
-            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ranker") if deadline_ms else None
-        )
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ranker")
 
-    def run(self, work: Callable[[], T], arrived: float) -> T | None:
-        """``work()``'s result, or None when it has not finished ``deadline_ms`` after ``arrived``
-        (a ``time.perf_counter()``); without a deadline, ``work()`` runs on this thread."""
-        if self._pool is None:
-            return work()
+    async def run(self, work: Callable[[], T], arrived: float) -> T | None:
+        """``work()``'s result (or its exception), or None when it has not finished
+        ``deadline_ms`` after ``arrived`` (a ``time.perf_counter()``); without a deadline
+        (``deadline_ms: 0``) the result whenever it comes."""
+        if not self.seconds:
+            return await asyncio.wrap_future(self._pool.submit(work))
         remaining = self.seconds - (time.perf_counter() - arrived)
         if remaining <= 0:
             return None
         future: Future = self._pool.submit(work)
+        result = asyncio.wrap_future(future)
         try:
-            return future.result(timeout=remaining)
-        except FutureTimeout:
+            return await asyncio.wait_for(asyncio.shield(result), remaining)
+        except TimeoutError:
             self.admission.late_started()
             future.add_done_callback(self.admission.late_finished)
+            result.add_done_callback(lambda r: r.cancelled() or r.exception())  # nobody reads it
             return None
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)

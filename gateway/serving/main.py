@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import logging
 import os
 import signal
@@ -97,7 +98,14 @@ def create_app(
     settings: Settings | None = None,
     config_path: str | Path | None = None,
     exposure_sink: ExposureSink | None = None,
+    *,
+    freeze_gc: bool = False,
 ) -> FastAPI:
+    """The gateway. ``freeze_gc`` (a serving process of its own, ``recsys serve``): once
+    everything is loaded, the objects alive are moved out of the garbage collector's reach
+    (``gc.freeze``): a full collection would otherwise walk the whole feature store, a pause of
+    the whole process long enough to miss the request deadline (README "Overload")."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         cfg = settings or load_settings(config_path)
@@ -151,6 +159,9 @@ def create_app(
         app.state.front_door = FrontDoor(
             admission, functools.partial(recommendations.shed_answer, app.state, admission)
         )
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
@@ -292,7 +303,7 @@ def _install_sighup(app: FastAPI, store: FeatureStore) -> None:
 
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` with several workers: config from RECSYS_CONFIG."""
-    return create_app(config_path=os.environ.get("RECSYS_CONFIG"))
+    return create_app(config_path=os.environ.get("RECSYS_CONFIG"), freeze_gc=True)
 
 
 def run(config_path: Path, *, host: str, port: int, workers: int, log_level: str) -> None:

@@ -27,7 +27,7 @@ from gateway.serving.breaker import Breaker
 from gateway.serving.deps import CatalogueDep, MetricsDep, StateDep, StoreDep, WriterDep
 from gateway.serving.fallback import FALLBACK_VERSION
 from gateway.serving.prometheus import Metrics
-from gateway.serving.recommend import UnknownUserError, recommend
+from gateway.serving.recommend import Recommendation, UnknownUserError, recommend
 from gateway.serving.schemas import Message, RecommendationResponse
 from gateway.serving.shadow import ShadowJob
 
@@ -100,7 +100,7 @@ def to_epoch_seconds(when: datetime) -> int:
     },
     summary="Top posts for a user at a time, from the user's experiment arm",
 )
-def get_recommendations(
+async def get_recommendations(
     request: Request,
     state: StateDep,
     store: StoreDep,
@@ -134,38 +134,34 @@ def get_recommendations(
     snapshot = state.snapshot  # one reference for the whole request: a reload cannot split it
     if topic is not None and topic not in catalogue.topic_names:
         raise HTTPException(422, f"unknown topic {topic!r}; valid topics: {', '.join(catalogue.topic_names)}")
-    moody = (
-        read_mood(request.app.state.mood_encoder, mood, snapshot.mood_lexicon) if mood is not None else None
-    )
-    mood_similarity = moody.similarity if moody else None
     seconds = to_epoch_seconds(time_)
-    if request.app.state.history is not None:
-        store = user_view(request.app.state.history, store, id, metrics, request.app.state.redis_breaker)
     request_id = x_request_id if x_request_id and _REQUEST_ID.match(x_request_id) else new_request_id()
-    try:
-        result = request.app.state.deadline.run(
-            lambda: recommend(
-                snapshot,
-                store,
-                catalogue,
-                id,
-                seconds,
-                limit,
-                topic,
-                mood_similarity,
-                snapshot.mood_weight,
-                request_id,
-            ),
-            request.scope.get(ARRIVED, started),
+    app_state = request.app.state
+
+    def work() -> tuple[MoodMatch | None, FeatureStore, Recommendation]:
+        """Everything that takes time or waits (the mood, Redis, the model), on the ranker's thread."""
+        moody = read_mood(app_state.mood_encoder, mood, snapshot.mood_lexicon) if mood is not None else None
+        view = store
+        if app_state.history is not None:
+            view = user_view(app_state.history, store, id, metrics, app_state.redis_breaker)
+        similarity = moody.similarity if moody else None
+        result = recommend(
+            snapshot, view, catalogue, id, seconds, limit, topic, similarity, snapshot.mood_weight, request_id
         )
+        return moody, view, result
+
+    try:
+        done = await app_state.deadline.run(work, request.scope.get(ARRIVED, started))
     except UnknownUserError as exc:
         metrics.requests.labels("recommendations", "none", "none", "404").inc()
         raise HTTPException(404, str(exc)) from None
-    if result is None:  # the ranker missed the deadline: never a late answer
+    if done is None:  # the ranker missed the deadline: never a late answer
         body, headers, status = fallback_answer(
-            request.app.state, id, seconds, limit, topic, request_id, "deadline", started
+            app_state, id, seconds, limit, topic, request_id, "deadline", started
         )
         return Response(body, status_code=status, media_type="application/json", headers=headers)
+    moody, store, result = done
+    mood_similarity = moody.similarity if moody else None
     arm, version = result.assignment.arm, result.model_version
     shadow = snapshot.shadows.get(arm) if result.features is not None else None
     body, post_ids = render(
