@@ -22,18 +22,19 @@ request gets the fallback list (``Deadline``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
 
 from gateway.config import AdmissionSettings
 
 BOUNDED_PATH = "/post/recommendations/"
 ARRIVED = "recsys.arrived"  # scope key: perf_counter() when the request reached the gateway
+ADMITTED = "recsys.admitted"  # scope key: True when the server's protocol took the slot already
 T = TypeVar("T")
 
 
@@ -50,6 +51,7 @@ class Admission:
         self.late = 0
         self._lock = threading.Lock()
         self._waiters: deque[asyncio.Future[bool]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the waiters' loop, once one waits
 
     def full(self) -> bool:
         return self.limit > 0 and self.in_flight + self.late >= self.limit
@@ -65,23 +67,31 @@ class Admission:
         self.in_flight += 1
         return True
 
-    async def wait(self) -> bool:
-        """Wait up to ``shed_delay`` for a slot to free (the newest waiter gets it first): True
-        with the slot taken, False when none did (the request is to be shed)."""
+    def enqueue(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[bool] | None:
+        """Join the waiters (on ``loop``, the running event loop): a future that becomes True
+        with a slot taken for the caller, or False after ``shed_delay`` without one (the request
+        is to be shed); None when there is no wait (``shed_delay_ms: 0``)."""
         if self.shed_delay <= 0:
-            return False
-        loop = asyncio.get_running_loop()
+            return None
+        self._loop = loop
         waiter: asyncio.Future[bool] = loop.create_future()
         self._waiters.append(waiter)
         timer = loop.call_later(self.shed_delay, self._expire, waiter)
+        waiter.add_done_callback(lambda _: timer.cancel())
+        return waiter
+
+    async def wait(self) -> bool:
+        """Wait up to ``shed_delay`` for a slot to free (the newest waiter gets it first): True
+        with the slot taken, False when none did (the request is to be shed)."""
+        waiter = self.enqueue(asyncio.get_running_loop())
+        if waiter is None:
+            return False
         try:
             return await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled() and waiter.result():
                 self.release()  # handed a slot just as the request was cancelled
             raise
-        finally:
-            timer.cancel()
 
     def _expire(self, waiter: asyncio.Future[bool]) -> None:
         if not waiter.done():
@@ -92,6 +102,10 @@ class Admission:
     def release(self) -> None:
         """Free a slot; the newest waiter still waiting takes it over."""
         self.in_flight -= 1
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """A slot is free: the newest waiter still waiting takes it (on the event loop)."""
         while self._waiters and not self.full():
             waiter = self._waiters.pop()
             if not waiter.done():
@@ -104,8 +118,13 @@ class Admission:
             self.late += 1
 
     def late_finished(self, _: object = None) -> None:
+        """A late ranker returned (on its worker thread): its slot is free, and a request waiting
+        for one takes it over on the event loop, not only once its ``shed_delay_ms`` is up."""
         with self._lock:
             self.late -= 1
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                self._loop.call_soon_threadsafe(self._hand_over)
 
 
 class AdmissionControl:
@@ -119,11 +138,13 @@ class AdmissionControl:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] != BOUNDED_PATH:
             return await self.app(scope, receive, send)
-        scope[ARRIVED] = time.perf_counter()
+        scope.setdefault(ARRIVED, time.perf_counter())
         admission: Admission | None = getattr(scope["app"].state, "admission", None)
         if admission is None:
             return await self.app(scope, receive, send)
-        if not admission.take() and not await admission.wait():
+        if scope.get(ADMITTED):
+            pass  # the server's protocol admitted it (``gateway.serving.protocol``): the slot is ours
+        elif not admission.take() and not await admission.wait():
             return await self.shed(scope, send, admission)
         held = True
 
@@ -145,31 +166,33 @@ class AdmissionControl:
 
 
 class Deadline:
-    """Runs a ranker call on its own thread and waits at most until the request's deadline."""
+    """Runs a ranker call on a thread of its own and waits, on the event loop, at most until the
+    request's deadline: one hand-over to the thread and one back (a synchronous route would add
+    a second thread, and a second pair of hand-overs of the GIL, per request)."""
 
     def __init__(self, deadline_ms: float, admission: Admission, threads: int = 64) -> None:
         self.seconds = deadline_ms / 1000
         self.admission = admission
-        self._pool = (
-            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ranker") if deadline_ms else None
-        )
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ranker")
 
-    def run(self, work: Callable[[], T], arrived: float) -> T | None:
-        """``work()``'s result, or None when it has not finished ``deadline_ms`` after ``arrived``
-        (a ``time.perf_counter()``); without a deadline, ``work()`` runs on this thread."""
-        if self._pool is None:
-            return work()
+    async def run(self, work: Callable[[], T], arrived: float) -> T | None:
+        """``work()``'s result (or its exception), or None when it has not finished
+        ``deadline_ms`` after ``arrived`` (a ``time.perf_counter()``); without a deadline
+        (``deadline_ms: 0``) the result whenever it comes."""
+        if not self.seconds:
+            return await asyncio.wrap_future(self._pool.submit(work))
         remaining = self.seconds - (time.perf_counter() - arrived)
         if remaining <= 0:
             return None
         future: Future = self._pool.submit(work)
+        result = asyncio.wrap_future(future)
         try:
-            return future.result(timeout=remaining)
-        except FutureTimeout:
+            return await asyncio.wait_for(asyncio.shield(result), remaining)
+        except TimeoutError:
             self.admission.late_started()
             future.add_done_callback(self.admission.late_finished)
+            result.add_done_callback(lambda r: r.cancelled() or r.exception())  # nobody reads it
             return None
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)

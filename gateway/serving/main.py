@@ -9,6 +9,8 @@ then finishes the queued shadow work (bounded) and flushes both logs.
 from __future__ import annotations
 
 import contextlib
+import functools
+import gc
 import logging
 import os
 import signal
@@ -39,7 +41,7 @@ from gateway.serving.fallback import PopularityFallback
 from gateway.serving.limits import BodySizeLimit
 from gateway.serving.moods import configured_encoder
 from gateway.serving.prometheus import Metrics
-from gateway.serving.protocol import CoalescingHttpToolsProtocol
+from gateway.serving.protocol import CoalescingHttpToolsProtocol, FrontDoor
 from gateway.serving.routes import catalogue, dashboard, events, ops, recommendations
 from gateway.serving.shadow import CountRequests, Idle, ShadowScorer
 from gateway.serving.state import Catalogue, ReloadError, ServingState, build_snapshot, compile_in_background
@@ -96,7 +98,14 @@ def create_app(
     settings: Settings | None = None,
     config_path: str | Path | None = None,
     exposure_sink: ExposureSink | None = None,
+    *,
+    freeze_gc: bool = False,
 ) -> FastAPI:
+    """The gateway. ``freeze_gc`` (a serving process of its own, ``recsys serve``): once
+    everything is loaded, the objects alive are moved out of the garbage collector's reach
+    (``gc.freeze``): a full collection would otherwise walk the whole feature store, a pause of
+    the whole process long enough to miss the request deadline (README "Overload")."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         cfg = settings or load_settings(config_path)
@@ -146,6 +155,13 @@ def create_app(
         app.state.shadow = _start_shadow(app, cfg, exposure_sink)
         _install_sighup(app, store)
         app.state.admission = admission  # from here on requests are bounded
+        # ... at the protocol (``recsys serve``), before the ASGI app: shed answers are cheaper
+        app.state.front_door = FrontDoor(
+            admission, functools.partial(recommendations.shed_answer, app.state, admission)
+        )
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
@@ -287,7 +303,7 @@ def _install_sighup(app: FastAPI, store: FeatureStore) -> None:
 
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` with several workers: config from RECSYS_CONFIG."""
-    return create_app(config_path=os.environ.get("RECSYS_CONFIG"))
+    return create_app(config_path=os.environ.get("RECSYS_CONFIG"), freeze_gc=True)
 
 
 def run(config_path: Path, *, host: str, port: int, workers: int, log_level: str) -> None:

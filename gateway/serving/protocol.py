@@ -1,18 +1,61 @@
-"""uvicorn's httptools protocol with each response's writes sent as one.
+"""uvicorn's httptools protocol with each response's writes sent as one, and admission control
+at the front door.
 
 uvicorn writes a response's status line and headers as soon as the app sends
 ``http.response.start``, and the body as a second write: two ``send`` system calls, two TCP
 segments and two wake-ups of the client per response, all on the event loop, holding the GIL.
 Here the writes a connection makes within one step of the event loop are joined and sent once,
-at the end of that step. Under overload that is the event loop's largest single cost per shed
-answer (README "Overload").
+at the end of that step.
+
+Admission control (``serving.admission``) runs here too, as soon as a request's headers are
+parsed: a ``GET /post/recommendations/`` takes a slot or waits for one (the same ``Admission``
+the ASGI middleware uses), and one that gets none is answered by the app's shed answer written
+straight to the socket, without an asyncio task, the ASGI middleware stack or uvicorn's
+per-header checks. Under overload the shed answers are most of the event loop's work (README
+"Overload"). An admitted request goes on to the app as usual, its slot marked as taken
+(``ADMITTED``); the app's middleware frees it when the answer is out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
+
+from gateway.serving.admission import ADMITTED, ARRIVED, BOUNDED_PATH, Admission
+
+log = logging.getLogger("gateway.serving")
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, raw headers, body
+SERVER_ERROR: Answer = (
+    500,
+    [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21"), (b"connection", b"close")],
+    b"Internal Server Error",
+)
+
+
+@dataclass(frozen=True)
+class FrontDoor:
+    """What the protocol needs from the app (``app.state.front_door``, set once the app is ready
+    to bound requests): its admission control and its shed answer for a request's ASGI scope."""
+
+    admission: Admission
+    answer: Callable[[dict], Answer]
+
+
+def front_door(app) -> FrontDoor | None:
+    """The front door of the app under uvicorn's wrappers (``ProxyHeadersMiddleware``), if any."""
+    while app is not None:
+        state = getattr(app, "state", None)
+        if state is not None:
+            return getattr(state, "front_door", None)
+        app = getattr(app, "app", None)
+    return None
 
 
 class CoalescedWrites:
@@ -50,3 +93,64 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescedWrites(transport, self.loop))  # type: ignore[arg-type]
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app) -> None:
+        """Admit a recommendation request (or let it wait for a slot, or shed it) before its
+        ASGI task exists; everything else goes straight on to the app."""
+        scope = cycle.scope
+        door = (
+            front_door(self.app)
+            if scope["path"] == BOUNDED_PATH and scope["method"] == "GET" and app is self.app
+            else None
+        )
+        if door is None:
+            return super()._start_asgi_task(cycle, app)
+        scope[ARRIVED] = time.perf_counter()  # type: ignore[literal-required]
+        if door.admission.take():
+            scope[ADMITTED] = True  # type: ignore[literal-required]
+            return super()._start_asgi_task(cycle, app)
+        waiter = door.admission.enqueue(self.loop)
+        if waiter is None:
+            return self._shed(cycle, door)
+        waiter.add_done_callback(functools.partial(self._waited, cycle, app, door))
+
+    def _waited(self, cycle: RequestResponseCycle, app, door: FrontDoor, waiter: asyncio.Future) -> None:
+        admitted = not waiter.cancelled() and waiter.result()
+        if cycle.disconnected:  # the client is gone: nothing to answer
+            if admitted:
+                door.admission.release()
+        elif admitted:
+            cycle.scope[ADMITTED] = True  # type: ignore[literal-required]
+            super()._start_asgi_task(cycle, app)
+        else:
+            self._shed(cycle, door)
+
+    def _shed(self, cycle: RequestResponseCycle, door: FrontDoor) -> None:
+        """Write the shed answer as uvicorn would (its default headers, keep-alive), then let
+        the connection's next request in."""
+        try:
+            status, headers, body = door.answer(cycle.scope)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - a bug in the answer: a 500, as the app's would be
+            log.exception("shed answer failed on %s", cycle.scope["path"])
+            status, headers, body = SERVER_ERROR
+            cycle.keep_alive = False
+        if cycle.access_log:
+            self.access_logger.info(
+                '%s - "%s %s HTTP/%s" %d',
+                get_client_addr(cycle.scope),
+                cycle.scope["method"],
+                get_path_with_query_string(cycle.scope),
+                cycle.scope["http_version"],
+                status,
+            )
+        content = [STATUS_LINE[status]]
+        for name, value in (*self.server_state.default_headers, *headers):
+            content += (name, b": ", value, b"\r\n")
+        if not cycle.keep_alive and (b"connection", b"close") not in headers:
+            content.append(b"connection: close\r\n")
+        content += (b"\r\n", body)
+        cycle.response_started = cycle.response_complete = True
+        self.transport.write(b"".join(content))
+        if not cycle.keep_alive:
+            self.transport.close()
+        cycle.on_response()

@@ -256,3 +256,24 @@ def test_the_admin_token_never_reaches_the_logs(served, monkeypatch, caplog):
     client.post("/admin/reload", headers={"Authorization": "Bearer wrong-token-value"})
     client.post("/admin/reload", headers={"Authorization": "Bearer s3cret-token-value"})
     assert "s3cret-token-value" not in caplog.text and "wrong-token-value" not in caplog.text
+
+
+def test_a_serving_process_freezes_what_it_loaded_out_of_the_collectors_reach(
+    tiny_db, tiny_store_dir, tiny_models, tmp_path
+):
+    import gc
+
+    config = write_config(
+        tmp_path / "config.yaml", db=tiny_db, features_dir=tiny_store_dir.parent, models=tiny_models
+    )
+    gc.unfreeze()
+    try:
+        with TestClient(create_app(config_path=config, exposure_sink=MemoryExposureSink())) as client:
+            assert client.get("/ready").status_code == 200 and gc.get_freeze_count() == 0  # tests: off
+        with TestClient(
+            create_app(config_path=config, exposure_sink=MemoryExposureSink(), freeze_gc=True)
+        ) as client:
+            assert client.get("/ready").status_code == 200
+            assert gc.get_freeze_count() > 10_000  # the store, catalogue and models loaded
+    finally:
+        gc.unfreeze()

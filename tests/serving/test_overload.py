@@ -166,23 +166,30 @@ def test_a_ranker_past_the_deadline_yields_the_fallback(
 
 
 def test_deadline_returns_on_time_and_the_late_ranker_keeps_its_slot():
-    admission = Admission(AdmissionSettings(max_in_flight=1))
-    deadline = Deadline(50, admission)
-    release = threading.Event()
-    started = time.perf_counter()
-    assert deadline.run(lambda: release.wait(10), started) is None
-    assert 0.04 < time.perf_counter() - started < 0.5
-    assert admission.late == 1 and admission.full()  # still running: counted against the bound
-    release.set()
-    for _ in range(100):
-        if admission.late == 0:
-            break
-        time.sleep(0.01)
-    assert admission.late == 0 and not admission.full()
-    assert deadline.run(lambda: 42, time.perf_counter()) == 42
-    with pytest.raises(KeyError):
-        deadline.run(lambda: {}["x"], time.perf_counter())
-    deadline.close()
+    async def scenario() -> None:
+        admission = Admission(AdmissionSettings(max_in_flight=1))
+        deadline = Deadline(50, admission)
+        release = threading.Event()
+        started = time.perf_counter()
+        assert await deadline.run(lambda: release.wait(10), started) is None
+        assert 0.04 < time.perf_counter() - started < 0.5
+        assert admission.late == 1 and admission.full()  # still running: counted against the bound
+        release.set()
+        for _ in range(100):
+            if admission.late == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert admission.late == 0 and not admission.full()
+        assert await deadline.run(lambda: 42, time.perf_counter()) == 42
+        with pytest.raises(KeyError):
+            await deadline.run(lambda: {}["x"], time.perf_counter())
+        assert await deadline.run(lambda: 42, time.perf_counter() - 1) is None  # too late to start
+        deadline.close()
+        without = Deadline(0, admission)  # no deadline: the answer whenever it comes
+        assert await without.run(lambda: release.wait(0.1) and 7, time.perf_counter() - 1) == 7
+        without.close()
+
+    asyncio.run(scenario())
 
 
 def _admission(limit: int, delay_ms: float) -> Admission:
@@ -239,6 +246,30 @@ def test_waiting_is_bounded_and_a_cancelled_waiter_frees_its_slot():
         assert admission.in_flight == 1 and admission.waiting == 0
 
     asyncio.run(scenario())
+
+
+def test_a_late_ranker_that_finishes_hands_its_slot_to_a_waiter():
+    async def scenario() -> tuple[bool, float, int]:
+        admission = _admission(1, 2_000)
+        deadline = Deadline(20, admission)
+        finish = threading.Event()
+        assert admission.take()
+        # the request's ranker misses the deadline and keeps the slot as "late"
+        assert await deadline.run(lambda: finish.wait(10), time.perf_counter()) is None
+        admission.release()  # the request itself answered with the fallback
+        assert admission.full() and admission.late == 1
+        waiter = asyncio.ensure_future(admission.wait())
+        await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        finish.set()  # the late ranker returns on its own thread: the waiter gets its slot now
+        admitted = await waiter
+        waited = time.perf_counter() - started
+        deadline.close()
+        return admitted, waited, admission.in_flight
+
+    admitted, waited, in_flight = asyncio.run(scenario())
+    assert admitted and in_flight == 1
+    assert waited < 1.0  # not left to wait out shed_delay_ms (2 s) while the slot is free
 
 
 def test_clients_past_the_bound_wait_for_a_slot_instead_of_being_shed(

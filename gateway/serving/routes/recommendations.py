@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import time
@@ -26,7 +27,7 @@ from gateway.serving.breaker import Breaker
 from gateway.serving.deps import CatalogueDep, MetricsDep, StateDep, StoreDep, WriterDep
 from gateway.serving.fallback import FALLBACK_VERSION
 from gateway.serving.prometheus import Metrics
-from gateway.serving.recommend import UnknownUserError, recommend
+from gateway.serving.recommend import Recommendation, UnknownUserError, recommend
 from gateway.serving.schemas import Message, RecommendationResponse
 from gateway.serving.shadow import ShadowJob
 
@@ -99,7 +100,7 @@ def to_epoch_seconds(when: datetime) -> int:
     },
     summary="Top posts for a user at a time, from the user's experiment arm",
 )
-def get_recommendations(
+async def get_recommendations(
     request: Request,
     state: StateDep,
     store: StoreDep,
@@ -133,38 +134,34 @@ def get_recommendations(
     snapshot = state.snapshot  # one reference for the whole request: a reload cannot split it
     if topic is not None and topic not in catalogue.topic_names:
         raise HTTPException(422, f"unknown topic {topic!r}; valid topics: {', '.join(catalogue.topic_names)}")
-    moody = (
-        read_mood(request.app.state.mood_encoder, mood, snapshot.mood_lexicon) if mood is not None else None
-    )
-    mood_similarity = moody.similarity if moody else None
     seconds = to_epoch_seconds(time_)
-    if request.app.state.history is not None:
-        store = user_view(request.app.state.history, store, id, metrics, request.app.state.redis_breaker)
     request_id = x_request_id if x_request_id and _REQUEST_ID.match(x_request_id) else new_request_id()
-    try:
-        result = request.app.state.deadline.run(
-            lambda: recommend(
-                snapshot,
-                store,
-                catalogue,
-                id,
-                seconds,
-                limit,
-                topic,
-                mood_similarity,
-                snapshot.mood_weight,
-                request_id,
-            ),
-            request.scope.get(ARRIVED, started),
+    app_state = request.app.state
+
+    def work() -> tuple[MoodMatch | None, FeatureStore, Recommendation]:
+        """Everything that takes time or waits (the mood, Redis, the model), on the ranker's thread."""
+        moody = read_mood(app_state.mood_encoder, mood, snapshot.mood_lexicon) if mood is not None else None
+        view = store
+        if app_state.history is not None:
+            view = user_view(app_state.history, store, id, metrics, app_state.redis_breaker)
+        similarity = moody.similarity if moody else None
+        result = recommend(
+            snapshot, view, catalogue, id, seconds, limit, topic, similarity, snapshot.mood_weight, request_id
         )
+        return moody, view, result
+
+    try:
+        done = await app_state.deadline.run(work, request.scope.get(ARRIVED, started))
     except UnknownUserError as exc:
         metrics.requests.labels("recommendations", "none", "none", "404").inc()
         raise HTTPException(404, str(exc)) from None
-    if result is None:  # the ranker missed the deadline: never a late answer
+    if done is None:  # the ranker missed the deadline: never a late answer
         body, headers, status = fallback_answer(
-            request.app.state, id, seconds, limit, topic, request_id, "deadline", started
+            app_state, id, seconds, limit, topic, request_id, "deadline", started
         )
         return Response(body, status_code=status, media_type="application/json", headers=headers)
+    moody, store, result = done
+    mood_similarity = moody.similarity if moody else None
     arm, version = result.assignment.arm, result.model_version
     shadow = snapshot.shadows.get(arm) if result.features is not None else None
     body, post_ids = render(
@@ -297,27 +294,42 @@ def shed_query(query_string: bytes, topics: list[str]) -> tuple[int, int, int, s
     return user_id, to_epoch_seconds(when), limit, topic
 
 
-async def shed(scope, send, admission: Admission) -> None:
-    """Answer a request admission control turned away (it has waited ``shed_delay_ms`` for a
-    slot in vain): the fallback list, or 503 with Retry-After, per ``serving.admission.overflow``."""
+@functools.lru_cache(maxsize=8)
+def overloaded(retry_after: int) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The 503 of ``overflow: "503"``, serialised once."""
+    body = orjson.dumps({"detail": f"overloaded; retry after {retry_after} s"})
+    headers = [(b"retry-after", str(retry_after).encode()), (SERVED_BY.lower().encode(), b"shed")]
+    return 503, [*headers, *_json_headers(body)], body
+
+
+def _json_headers(body: bytes) -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+
+
+def shed_answer(app_state, admission: Admission, scope) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, raw headers (content type and length included) and body for a request admission
+    control turned away (it has waited ``shed_delay_ms`` for a slot in vain): the fallback list,
+    or 503 with Retry-After, per ``serving.admission.overflow``. Synchronous, on the event loop:
+    the server's protocol answers with it before the request reaches the ASGI app."""
     started = time.perf_counter()
-    app_state = scope["app"].state
     app_state.metrics.shed.labels(admission.overflow).inc()
     if admission.overflow == "503":
-        body = orjson.dumps({"detail": f"overloaded; retry after {admission.retry_after} s"})
-        headers = {"Retry-After": str(admission.retry_after), SERVED_BY: "shed"}
-        status = 503
         app_state.metrics.requests.labels("recommendations", "none", "none", "503").inc()
+        return overloaded(admission.retry_after)
+    raw_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode("latin-1")
+    request_id = raw_id if _REQUEST_ID.match(raw_id) else new_request_id()
+    try:
+        query = shed_query(scope["query_string"], app_state.catalogue.topic_names)
+    except ValueError as exc:
+        body, headers, status = orjson.dumps({"detail": str(exc)}), {SERVED_BY: "fallback:shed"}, 422
     else:
-        raw_id = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = raw_id if _REQUEST_ID.match(raw_id) else new_request_id()
-        try:
-            query = shed_query(scope["query_string"], app_state.catalogue.topic_names)
-        except ValueError as exc:
-            body, headers, status = orjson.dumps({"detail": str(exc)}), {SERVED_BY: "fallback:shed"}, 422
-        else:
-            body, headers, status = fallback_answer(app_state, *query, request_id, "shed", started)
+        body, headers, status = fallback_answer(app_state, *query, request_id, "shed", started)
     raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-    raw_headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    return status, [*raw_headers, *_json_headers(body)], body
+
+
+async def shed(scope, send, admission: Admission) -> None:
+    """``shed_answer`` sent through ASGI (servers other than ``recsys serve``'s protocol)."""
+    status, headers, body = shed_answer(scope["app"].state, admission, scope)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
