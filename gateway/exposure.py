@@ -90,18 +90,23 @@ shadow_exposures = Table(
 )
 
 
+# Any fixed 64-bit key: advisory locks are per database, and only ensure_table takes this one.
+_SCHEMA_LOCK_KEY = 0x7265637379730001
+
+
 def ensure_table(engine: Engine, table: Table = exposures) -> None:
     """Create ``table``, or add the columns a newer gateway logs to an older one.
 
     Columns added after the first release are nullable, so rows written by an older gateway
-    stay valid; nothing is ever dropped or retyped."""
-    exposure_metadata.create_all(engine, tables=[table])
-    present = {c["name"] for c in inspect(engine).get_columns(table.name)}
-    missing = [c for c in table.columns if c.name not in present]
-    if not missing:
-        return
+    stay valid; nothing is ever dropped or retyped. On PostgreSQL the whole check runs under a
+    transaction-scoped advisory lock: the gateway's workers start together, and two concurrent
+    CREATE TABLEs of one name collide in the catalogue (a unique violation on ``pg_type``)."""
     with engine.begin() as conn:
-        for column in missing:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+        exposure_metadata.create_all(conn, tables=[table])
+        present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+        for column in (c for c in table.columns if c.name not in present):
             if not column.nullable:
                 raise RuntimeError(
                     f"cannot add NOT NULL column {column.name!r} to an existing {table.name} table"

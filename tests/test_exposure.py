@@ -186,3 +186,37 @@ def test_sql_shadow_sink_is_idempotent_on_request_and_model(tmp_path):
     sink.write([_shadow(1), other])
     rows = read_frame(engine, "SELECT request_id, model_version, post_ids, error FROM shadow_exposures")
     assert len(rows) == 3 and set(rows["error"].dropna()) == {"ValueError: boom"}
+
+
+def test_gateway_workers_creating_the_table_at_once_do_not_collide(pg_url):
+    """Several worker processes start on a fresh PostgreSQL database at the same moment: each
+    creates the exposures table if missing. Without serialising that DDL, two CREATE TABLEs race
+    on the catalogue (UniqueViolation on pg_type) and a worker's first rows go to the spill."""
+    import threading
+
+    from gateway.exposure import ensure_exposure_table
+    from gateway.storage.engine import make_engine
+
+    workers = 8
+    engines = [make_engine(pg_url) for _ in range(workers)]
+    for engine in engines:  # open every connection first, so the CREATEs really meet
+        with engine.connect():
+            pass
+    start = threading.Barrier(workers)
+    errors: list[BaseException] = []
+
+    def create(engine) -> None:
+        start.wait()
+        try:
+            ensure_exposure_table(engine)
+        except BaseException as error:  # noqa: BLE001 - collected for the assertion
+            errors.append(error)
+
+    threads = [threading.Thread(target=create, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for engine in engines:
+        engine.dispose()
+    assert errors == []
