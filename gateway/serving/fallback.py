@@ -32,9 +32,10 @@ class PopularityFallback:
         for day in range(self._days):
             order = self._day_order(day)
             topics = self._topics[order]
-            heads: dict[int | None, np.ndarray] = {None: order[:FALLBACK_HEAD]}
+            # Copies: a slice would keep its whole day's order (or topic's subset) alive.
+            heads: dict[int | None, np.ndarray] = {None: order[:FALLBACK_HEAD].copy()}
             for t in range(n_topics):
-                heads[t] = order[topics == t][:FALLBACK_HEAD]
+                heads[t] = order[topics == t][:FALLBACK_HEAD].copy()
             self._heads.append(heads)
         release_pages(likes)
 

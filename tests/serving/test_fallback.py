@@ -41,3 +41,13 @@ def test_fallback_lists_equal_the_whole_days_order(tiny_store, monkeypatch, head
                 assert got == _reference(tiny_store, int(user), seconds, limit, topic), (user, topic, limit)
                 checked += 1
     assert checked > 0 and len(tiny_store.liked_before(heavy, day0 + days * DAY)) > 7
+
+
+def test_fallback_keeps_only_the_heads_in_memory(tiny_store, monkeypatch):
+    """Each kept head owns its memory: a view would pin its whole day's order (4 bytes per post
+    and day, the bulk of a worker's memory at a million posts)."""
+    monkeypatch.setattr(fallback, "FALLBACK_HEAD", 3)
+    service = PopularityFallback(tiny_store, tiny_store.posts["topic"])
+    kept = [head for heads in service._heads for head in heads.values()]
+    assert kept and all(head.base is None and len(head) <= 3 for head in kept)
+    assert sum(head.nbytes for head in kept) <= 3 * 4 * len(kept)
