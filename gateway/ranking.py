@@ -32,6 +32,11 @@ def mean_ci95(values: np.ndarray) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def log_odds(p: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)), elementwise (the like log-odds of features and retrieval alike)."""
+    return np.log(p) - np.log1p(-p)
+
+
 def found_in_sorted(sorted_values: np.ndarray, items: np.ndarray) -> np.ndarray:
     """Ascending positions in ``sorted_values`` (sorted ascending) of the values that are among
     ``items``: ``np.flatnonzero(np.isin(sorted_values, items))`` by binary search, without the

@@ -35,7 +35,7 @@ import numpy as np
 
 from gateway.features.artifacts import FeatureStoreError
 from gateway.features.definitions import POST_PRIOR_VIEWS
-from gateway.ranking import found_in_sorted
+from gateway.ranking import found_in_sorted, log_odds
 
 BACKENDS = ("exact", "hnswlib", "faiss")
 POPULAR_DEPTH = 1024  # most-liked posts kept per day: overall, per topic, per cluster
@@ -305,7 +305,7 @@ def taste_tables(rate: np.ndarray, taste_cluster: np.ndarray) -> dict[str, np.nd
     lists = popular_lists(rate, taste_cluster, int(taste_cluster.max()) + 1, POPULAR_DEPTH)
     days = np.arange(len(rate))[:, None, None]
     p = rate[days, np.maximum(lists, 0)].astype(np.float64)
-    logit = np.where(lists >= 0, np.log(p) - np.log1p(-p), -np.inf).astype(np.float32)
+    logit = np.where(lists >= 0, log_odds(p), -np.inf).astype(np.float32)
     return {"taste_cluster": lists, "taste_cluster_logit": logit}
 
 

@@ -30,6 +30,7 @@ from gateway.features.definitions import (
 )
 from gateway.features.retrieval import RETRIEVAL_DIR, Retriever
 from gateway.features.taste import TasteModel, demographic_covariates, fold_in
+from gateway.ranking import log_odds
 
 TASTE_CACHE_ENTRIES = 100_000  # (user, day) fold-ins kept for serving; cleared when full
 _T0 = int(pd.Timestamp("2020-01-01").timestamp())  # keys hold seconds since 2020 in 32 bits
@@ -503,8 +504,8 @@ class FeatureStore:
                 **{f"svd_{k}": emb[:, k] for k in range(emb.shape[1])},
                 "post_views": np.log1p(post_views),
                 "post_ctr": (post_likes + POST_PRIOR_VIEWS * g) / (post_views + POST_PRIOR_VIEWS),
-                "post_lift": _logit((post_likes + POST_CLUSTER_PRIOR_VIEWS * cluster_rate) / (post_views + POST_CLUSTER_PRIOR_VIEWS))
-                - _logit(cluster_rate),
+                "post_lift": log_odds((post_likes + POST_CLUSTER_PRIOR_VIEWS * cluster_rate) / (post_views + POST_CLUSTER_PRIOR_VIEWS))
+                - log_odds(cluster_rate),
                 "u_views": np.log1p(views)[r],
                 "u_likes": np.log1p(likes)[r],
                 "u_ctr": ((likes + USER_PRIOR_VIEWS * g) / (views + USER_PRIOR_VIEWS))[r],
@@ -554,10 +555,6 @@ def _taste_daily(daily: dict, name: str, taste_cluster: np.ndarray, n_taste: int
     summed = sum_columns(np.asarray(daily[name]), taste_cluster, n_taste)
     A.release_pages(daily[name])
     return summed
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    return np.log(p) - np.log1p(-p)
 
 
 def _rowwise_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
