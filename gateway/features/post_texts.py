@@ -3,10 +3,11 @@ post-index order, with an offsets array; a text is decoded only when it is asked
 posts a response returns).
 
 ``recsys features build`` writes the buffer and the offsets as two ``.npy`` files beside the
-other artifacts; a serving process memory-maps them, so the pages of texts it never returns
-are not read and the page cache is shared by all workers. A store built before these files
-existed is read from ``post_texts.parquet`` through Arrow (one buffer in memory, still no
-Python string per post).
+other artifacts; a serving process reads a text's bytes with ``os.pread`` (``NpyRanges``) and
+memory-maps the offsets, so the texts stay in the page cache, shared by all workers, and are
+not mapped into any of them (a mapped read would make the page-cache folio around each text
+resident). A store built before these files existed is read from ``post_texts.parquet``
+through Arrow (one buffer in memory, still no Python string per post).
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ from pathlib import Path
 import numpy as np
 
 from gateway.features import artifacts as A
-from gateway.features.artifacts import FeatureStoreError
+from gateway.features.artifacts import FeatureStoreError, InMemory, NpyRanges, Ranges
+
+ITER_BLOCK = 4096  # texts read at once when iterating
 
 
 class PostTexts(Sequence[str]):
     """Texts by dense post index: ``texts[i]`` decodes post i's text."""
 
-    def __init__(self, data: np.ndarray, offsets: np.ndarray) -> None:
+    def __init__(self, data: Ranges | np.ndarray, offsets: np.ndarray) -> None:
         if offsets.ndim != 1 or len(offsets) < 1 or int(offsets[-1]) != len(data):
             raise FeatureStoreError("post text offsets do not match the text buffer")
-        self._data = data
+        self._data: Ranges = InMemory(data) if isinstance(data, np.ndarray) else data
         self._offsets = offsets
 
     @classmethod
@@ -46,26 +49,24 @@ class PostTexts(Sequence[str]):
         j = int(i) + n if int(i) < 0 else int(i)
         if not 0 <= j < n:
             raise IndexError(f"post index {i} out of range ({n} posts)")
-        return self._data[int(self._offsets[j]) : int(self._offsets[j + 1])].tobytes().decode("utf-8")
+        return self._data.read(int(self._offsets[j]), int(self._offsets[j + 1])).tobytes().decode("utf-8")
 
     def __iter__(self) -> Iterator[str]:
-        return (self[j] for j in range(len(self)))
-
-    @property
-    def nbytes(self) -> int:
-        return int(self._data.nbytes + self._offsets.nbytes)
-
-    def release(self) -> None:
-        """After a pass over every text (the mood encoder's start-up): unmap the buffer's pages."""
-        A.release_pages(self._data)
+        """Every text in order, the bytes read a block of texts at a time."""
+        for start in range(0, len(self), ITER_BLOCK):
+            bounds = np.asarray(self._offsets[start : min(start + ITER_BLOCK, len(self)) + 1]).tolist()
+            block = self._data.read(bounds[0], bounds[-1]).tobytes()
+            base = bounds[0]
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+                yield block[lo - base : hi - base].decode("utf-8")
 
     def save(self, store_dir: Path) -> None:
-        np.save(store_dir / A.POST_TEXT_BYTES, np.asarray(self._data))
+        np.save(store_dir / A.POST_TEXT_BYTES, self._data.read(0, len(self._data)))
         np.save(store_dir / A.POST_TEXT_OFFSETS, np.asarray(self._offsets))
 
 
 def load_post_texts(store_dir: Path, post_ids: np.ndarray) -> PostTexts:
-    """The store's texts (memory-mapped when the build wrote the buffer) in the order of
+    """The store's texts (read from the build's buffer file when it wrote one) in the order of
     ``post_ids`` (the store's, ascending)."""
     import pyarrow.parquet as pq
 
@@ -74,7 +75,7 @@ def load_post_texts(store_dir: Path, post_ids: np.ndarray) -> PostTexts:
         raise FeatureStoreError(f"{store_dir}: {A.POST_TEXTS} does not match the store's posts")
     if (store_dir / A.POST_TEXT_BYTES).exists() and (store_dir / A.POST_TEXT_OFFSETS).exists():
         texts = PostTexts(
-            np.load(store_dir / A.POST_TEXT_BYTES, mmap_mode="r"),
+            NpyRanges(store_dir / A.POST_TEXT_BYTES),
             np.load(store_dir / A.POST_TEXT_OFFSETS, mmap_mode="r"),
         )
     else:

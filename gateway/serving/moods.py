@@ -20,15 +20,13 @@ EXPLAIN_NEAREST = 50  # posts whose topics `explain` counts
 
 
 def configured_encoder(settings: Settings, store_dir: Path, catalogue: Catalogue) -> MoodEncoder:
-    encoder = load_mood_encoder(
+    return load_mood_encoder(
         settings.serving.mood_encoder,
         store_dir,
         catalogue.texts,
         catalogue.topic_names,
         catalogue.topic_codes,
     )
-    catalogue.texts.release()  # the encoder read every text once; a response decodes five
-    return encoder
 
 
 @dataclass(frozen=True)

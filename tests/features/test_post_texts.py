@@ -1,16 +1,17 @@
-"""The catalogue's texts as one UTF-8 buffer and the store's daily tables memory-mapped: the
-same values as the Python strings and the loaded arrays they replace."""
+"""The catalogue's texts as one UTF-8 buffer read with ``os.pread`` and the store's daily tables
+memory-mapped: the same values as the Python strings and the loaded arrays they replace."""
 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from gateway.features import artifacts as A
-from gateway.features.artifacts import FeatureStoreError, load_npz_mapped
+from gateway.features.artifacts import FeatureStoreError, InMemory, NpyRanges, load_npz_mapped
 from gateway.features.post_texts import PostTexts, load_post_texts
 from gateway.features.store import FeatureStore
 from gateway.features.taste import TasteModel
@@ -25,7 +26,7 @@ def _reference_texts(store_dir) -> list[str]:
 def test_catalogue_texts_equal_the_posts_texts(tiny_store_dir, tiny_store):
     catalogue = Catalogue.load(tiny_store_dir, tiny_store)
     reference = _reference_texts(tiny_store_dir)
-    assert isinstance(catalogue.texts._data, np.memmap)  # the build wrote the buffer
+    assert isinstance(catalogue.texts._data, NpyRanges)  # the build wrote the buffer
     assert len(catalogue.texts) == len(reference) == len(tiny_store.post_ids)
     assert list(catalogue.texts) == reference
     assert [catalogue.texts[i] for i in range(len(reference))] == reference
@@ -40,7 +41,7 @@ def test_a_store_without_the_buffer_reads_the_parquet(tiny_store_dir, tiny_store
     (old / A.POST_TEXT_BYTES).unlink()
     (old / A.POST_TEXT_OFFSETS).unlink()
     texts = load_post_texts(old, tiny_store.post_ids)
-    assert not isinstance(texts._data, np.memmap)
+    assert isinstance(texts._data, InMemory)
     assert list(texts) == _reference_texts(tiny_store_dir)
     with pytest.raises(FeatureStoreError, match="does not match"):
         load_post_texts(old, tiny_store.post_ids[:-1])
@@ -54,14 +55,43 @@ def test_texts_round_trip_any_unicode(tmp_path):
     with pytest.raises(IndexError):
         packed[len(texts)]
     packed.save(tmp_path)
-    mapped = PostTexts(
-        np.load(tmp_path / A.POST_TEXT_BYTES, mmap_mode="r"), np.load(tmp_path / A.POST_TEXT_OFFSETS, mmap_mode="r")
-    )
-    assert list(mapped) == texts
-    mapped.release()  # unmapped pages are read again when touched
-    assert list(mapped) == texts
+    read = PostTexts(NpyRanges(tmp_path / A.POST_TEXT_BYTES), np.load(tmp_path / A.POST_TEXT_OFFSETS))
+    assert list(read) == texts and [read[i] for i in range(len(texts))] == texts and read[-1] == texts[-1]
     with pytest.raises(FeatureStoreError, match="offsets"):
         PostTexts(np.zeros(3, np.uint8), np.array([0, 2]))
+
+
+def test_iteration_reads_block_by_block_alike(tmp_path, monkeypatch):
+    texts = [f"text {i} " + "é" * (i % 7) for i in range(23)]
+    PostTexts.from_strings(texts).save(tmp_path)
+    monkeypatch.setattr("gateway.features.post_texts.ITER_BLOCK", 5)
+    read = PostTexts(NpyRanges(tmp_path / A.POST_TEXT_BYTES), np.load(tmp_path / A.POST_TEXT_OFFSETS))
+    assert list(read) == texts
+    assert list(PostTexts.from_strings([])) == []
+
+
+def test_served_texts_are_read_without_mapping_the_buffer(tiny_store_dir, tiny_store):
+    """The buffer's file is never mapped into the process: its pages do not count in a worker's
+    resident size (a mapped read makes the page-cache folio around it resident)."""
+    texts = Catalogue.load(tiny_store_dir, tiny_store).texts
+    assert texts[0] == _reference_texts(tiny_store_dir)[0] and len(list(texts)) == len(texts)
+    mapped = Path("/proc/self/maps").read_text()
+    assert str((tiny_store_dir / A.POST_TEXT_OFFSETS).resolve()) in mapped  # the offsets are mapped
+    assert str((tiny_store_dir / A.POST_TEXT_BYTES).resolve()) not in mapped
+
+
+def test_ranges_read_the_array_s_slices(tmp_path):
+    array = np.arange(10, dtype=np.float32) / 3
+    np.save(tmp_path / "a.npy", array)
+    ranges = NpyRanges(tmp_path / "a.npy")
+    assert len(ranges) == 10 and ranges.dtype == np.float32
+    for lo, hi in ((0, 10), (3, 4), (5, 5), (8, 20), (7, 2)):
+        read = ranges.read(lo, hi)
+        assert read.dtype == array.dtype and np.array_equal(read, array[lo:hi])
+        assert np.array_equal(InMemory(array).read(lo, hi), array[lo:hi])
+    np.save(tmp_path / "b.npy", np.zeros((2, 2)))
+    with pytest.raises(FeatureStoreError, match="1-D"):
+        NpyRanges(tmp_path / "b.npy")
 
 
 def test_daily_tables_are_memory_mapped_with_the_same_values(tiny_store_dir, tiny_store):
