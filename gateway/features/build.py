@@ -32,7 +32,7 @@ from gateway.features.post_texts import PostTexts
 from gateway.features.retrieval import build_retrieval
 from gateway.features.store import sum_columns
 from gateway.features.taste import counts_by_user, demographic_covariates, fit_taste
-from gateway.features.text import cluster_within_topics, fit_text_space
+from gateway.features.text import cluster_within_topics, fit_text_space, save_post_tfidf
 from gateway.fsutil import atomic_path
 from gateway.progress import track
 from gateway.storage import iter_query, read_frame, table_exists
@@ -223,6 +223,7 @@ def build_feature_store(
             components=space.components,
             centers=space.centers,
         )
+        post_tfidf = save_post_tfidf(tmp, space.vocabulary, space.idf, posts["text"].tolist())
         np.savez(tmp / A.TASTE, **taste.arrays())
         manifest = {
             "version": version,
@@ -249,6 +250,7 @@ def build_feature_store(
                 "fitted_before": datetime.fromtimestamp(fit_until, UTC).replace(tzinfo=None).isoformat(),
             },
             "retrieval": retrieval,
+            "post_tfidf": post_tfidf,
             "build_seconds": round(time.perf_counter() - started, 2),
         }
         (tmp / A.MANIFEST).write_text(json.dumps(manifest, indent=1))

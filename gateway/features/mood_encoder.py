@@ -27,7 +27,6 @@ from typing import Protocol
 
 import numpy as np
 
-from gateway.features import artifacts as A
 from gateway.features.mood_lexicon import Lexicon
 from gateway.features.text import PostTfidf
 from gateway.features.word_vectors import WordVectors
@@ -122,10 +121,11 @@ class MoodEncoder:
 def load_mood_encoder(
     spec: str, store_dir: Path, texts: Sequence[str], topic_names: list[str], topic_codes: np.ndarray
 ) -> MoodEncoder:
-    """``tfidf``: the posts' TF-IDF in the store's vocabulary; ``vectors:<dir>``: a word-vector
-    model directory. Either way the posts are embedded now, at start-up."""
+    """``tfidf``: the posts' TF-IDF in the store's vocabulary (the build's columns, or the texts
+    tokenised now for a store without them); ``vectors:<dir>``: a word-vector model directory,
+    into which the posts are embedded now, at start-up."""
     if spec == TFIDF:
-        space: WordSpace = PostTfidf.load(store_dir / A.TEXT_SPACE, texts)
+        space: WordSpace = PostTfidf.load(store_dir, texts)
     elif spec.startswith(VECTORS_PREFIX) and spec[len(VECTORS_PREFIX) :].strip():
         space = WordVectors.load(spec[len(VECTORS_PREFIX) :].strip()).space(texts)
     else:

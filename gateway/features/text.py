@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+
+from gateway.features import artifacts as A
+from gateway.features.artifacts import FeatureStoreError, InMemory, NpyRanges, Ranges
 
 
 @dataclass
@@ -110,31 +114,59 @@ class TermProjection:
         return (vector / norm if norm > 0 else vector).astype(np.float32)
 
 
+def post_tfidf_columns(vocabulary: list[str], idf: np.ndarray, texts: Iterable[str]) -> dict[str, np.ndarray]:
+    """The posts' L2-normalised sublinear TF-IDF in the vocabulary, by word (CSC): ``bounds``
+    (word j's entries are ``bounds[j]:bounds[j + 1]``), ``rows`` (the posts that use it) and
+    ``values`` (its weight in each, float32). Written by the build, recomputed by a worker
+    whose store has no such files."""
+    vectorizer = TfidfVectorizer(vocabulary=vocabulary, sublinear_tf=True, stop_words="english")
+    vectorizer.idf_ = np.asarray(idf, dtype=np.float64)
+    columns = vectorizer.transform(texts).tocsc()
+    return {
+        "bounds": columns.indptr.astype(np.int64),
+        "rows": columns.indices,
+        "values": columns.data.astype(np.float32),
+    }
+
+
 class PostTfidf:
-    """The catalogue's posts as L2-normalised sublinear TF-IDF rows in the store's vocabulary
-    (built at start-up from the texts), for the cosine of a few words with every post.
+    """The catalogue's posts as L2-normalised sublinear TF-IDF rows in the store's vocabulary,
+    for the cosine of a few words with every post: stored by word, so a mood reads the columns
+    of its words only (from the store's files with ``os.pread``, nothing mapped or kept per
+    post; or in memory when they were computed at start-up from the texts).
 
     Exact where the 16-d SVD blurs: small sub-topics (elections, markets, startups) have no
     direction of their own among 16, so their words land on a neighbour's posts there.
     """
 
-    def __init__(self, vocabulary: list[str], idf: np.ndarray, texts: Sequence[str]) -> None:
-        vectorizer = TfidfVectorizer(vocabulary=vocabulary, sublinear_tf=True, stop_words="english")
-        vectorizer.idf_ = np.asarray(idf, dtype=np.float64)
-        columns = vectorizer.transform(texts).tocsc()
-        data = columns.data.astype(np.float32)
-        bounds = list(zip(columns.indptr[:-1], columns.indptr[1:], strict=True))
-        self.rows = [columns.indices[lo:hi] for lo, hi in bounds]  # posts that use word j
-        self.values = [data[lo:hi] for lo, hi in bounds]  # and its weight in each of them
+    def __init__(
+        self, vocabulary: list[str], idf: np.ndarray, bounds: np.ndarray, rows: Ranges, values: Ranges, posts: int
+    ) -> None:
+        if len(bounds) != len(vocabulary) + 1 or int(bounds[-1]) != len(rows) or len(rows) != len(values):
+            raise FeatureStoreError("the posts' TF-IDF columns do not match the vocabulary")
         self.index = {word: i for i, word in enumerate(vocabulary)}
-        self.idf = vectorizer.idf_
-        self.posts = len(texts)
+        self.idf = np.asarray(idf, dtype=np.float64)
+        self.bounds = np.asarray(bounds, dtype=np.int64)
+        self.rows, self.values = rows, values
+        self.posts = posts
 
     @classmethod
-    def load(cls, path, texts: Sequence[str]) -> PostTfidf:
-        """The feature store's vocabulary and IDF (``text_space.npz``) over ``texts``."""
-        data = np.load(path)
-        return cls(data["vocabulary"].tolist(), data["idf"], texts)
+    def from_texts(cls, vocabulary: list[str], idf: np.ndarray, texts: Sequence[str]) -> PostTfidf:
+        columns = post_tfidf_columns(vocabulary, idf, texts)
+        return cls(
+            vocabulary, idf, columns["bounds"], InMemory(columns["rows"]), InMemory(columns["values"]), len(texts)
+        )
+
+    @classmethod
+    def load(cls, store_dir: Path, texts: Sequence[str]) -> PostTfidf:
+        """The feature store's vocabulary and IDF (``text_space.npz``) with the posts' columns the
+        build wrote; a store without them has its ``texts`` tokenised now."""
+        data = np.load(store_dir / A.TEXT_SPACE)
+        vocabulary, idf = data["vocabulary"].tolist(), data["idf"]
+        if not all((store_dir / name).exists() for name in A.POST_TFIDF):
+            return cls.from_texts(vocabulary, idf, texts)
+        rows, values = NpyRanges(store_dir / A.POST_TFIDF_ROWS), NpyRanges(store_dir / A.POST_TFIDF_VALUES)
+        return cls(vocabulary, idf, np.load(store_dir / A.POST_TFIDF_BOUNDS), rows, values, len(texts))
 
     def knows(self, word: str) -> bool:
         return word in self.index
@@ -145,9 +177,19 @@ class PostTfidf:
         if found is None:
             return None
         cols, weights = found[0].tolist(), found[1].tolist()
-        rows = np.concatenate([self.rows[j] for j in cols])
-        values = np.concatenate([self.values[j] * w for j, w in zip(cols, weights, strict=True)])
+        spans = [(int(self.bounds[j]), int(self.bounds[j + 1])) for j in cols]
+        rows = np.concatenate([self.rows.read(lo, hi) for lo, hi in spans])
+        values = np.concatenate([self.values.read(lo, hi) * w for (lo, hi), w in zip(spans, weights, strict=True)])
         return np.bincount(rows, values, minlength=self.posts)
+
+
+def save_post_tfidf(store_dir: Path, vocabulary: list[str], idf: np.ndarray, texts: Iterable[str]) -> dict:
+    """Write the posts' TF-IDF columns (``post_tfidf_columns``) into a store version; return the
+    manifest entry."""
+    columns = post_tfidf_columns(vocabulary, idf, texts)
+    for name, key in zip(A.POST_TFIDF, ("bounds", "rows", "values"), strict=True):
+        np.save(store_dir / name, columns[key])
+    return {"files": list(A.POST_TFIDF), "words": len(vocabulary), "entries": len(columns["rows"])}
 
 
 def cluster_within_topics(texts: list[str], topics: np.ndarray, per_topic: int, dims: int, seed: int) -> np.ndarray:

@@ -36,7 +36,7 @@ def top_topics(similarity: np.ndarray, catalogue: Catalogue, n: int = 10) -> Cou
 def test_word_cosine_is_scikit_learn_s(tiny_store_dir, catalogue):
     data = np.load(tiny_store_dir / "text_space.npz")
     vocabulary = data["vocabulary"].tolist()
-    space = PostTfidf(vocabulary, data["idf"], catalogue.texts)
+    space = PostTfidf.from_texts(vocabulary, data["idf"], catalogue.texts)
     reference = TfidfVectorizer(vocabulary=vocabulary, sublinear_tf=True, stop_words="english")
     reference.idf_ = data["idf"]
     posts = reference.transform(catalogue.texts)
@@ -44,6 +44,33 @@ def test_word_cosine_is_scikit_learn_s(tiny_store_dir, catalogue):
         expected = (posts @ reference.transform([" ".join(terms)]).T).toarray().ravel()
         np.testing.assert_allclose(space.similarity(terms), expected, atol=1e-6)
     assert space.similarity(["xyzzy"]) is None
+
+
+def test_the_store_s_tfidf_columns_give_the_tokenised_similarities_bit_for_bit(tiny_store_dir, catalogue, tmp_path):
+    """A worker reads the build's columns instead of tokenising every text: the same cosines,
+    bit for bit; a store built without them is tokenised at start-up as before."""
+    from gateway.features import artifacts as A
+    from gateway.features.artifacts import InMemory, NpyRanges
+
+    data = np.load(tiny_store_dir / A.TEXT_SPACE)
+    vocabulary = data["vocabulary"].tolist()
+    tokenised = PostTfidf.from_texts(vocabulary, data["idf"], catalogue.texts)
+    stored = PostTfidf.load(tiny_store_dir, catalogue.texts)
+    assert isinstance(stored.rows, NpyRanges) and isinstance(stored.values, NpyRanges)
+    manifest = A.read_manifest(tiny_store_dir)["post_tfidf"]
+    assert manifest["files"] == list(A.POST_TFIDF) and manifest["entries"] == len(stored.rows) > 0
+    counts = np.diff(stored.bounds)
+    words = [vocabulary[j] for j in np.argsort(-counts)[:20]] + [vocabulary[j] for j in np.flatnonzero(counts == 0)[:2]]
+    for terms in [[w] for w in words] + [words[:3], [words[0], words[0], words[5]], [vocabulary[-1], "xyzzy"]]:
+        a, b = stored.similarity(terms), tokenised.similarity(terms)
+        assert a.dtype == b.dtype == np.float64 and np.array_equal(a, b)
+    assert stored.similarity(["xyzzy"]) is None
+    old = tmp_path / "old-store"
+    old.mkdir()
+    (old / A.TEXT_SPACE).write_bytes((tiny_store_dir / A.TEXT_SPACE).read_bytes())
+    fallback = PostTfidf.load(old, catalogue.texts)
+    assert isinstance(fallback.rows, InMemory)
+    assert np.array_equal(fallback.similarity(words[:3]), stored.similarity(words[:3]))
 
 
 def test_a_topic_name_selects_its_topic_s_posts(encoder, catalogue):
