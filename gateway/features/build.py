@@ -30,7 +30,7 @@ from gateway.features.definitions import (
 )
 from gateway.features.post_texts import PostTexts
 from gateway.features.retrieval import build_retrieval
-from gateway.features.store import sum_columns
+from gateway.features.store import compact_counts, sum_columns
 from gateway.features.taste import counts_by_user, demographic_covariates, fit_taste
 from gateway.features.text import cluster_within_topics, fit_text_space, save_post_tfidf
 from gateway.fsutil import atomic_path
@@ -199,8 +199,8 @@ def build_feature_store(
         n_taste = len(taste.bias)
         np.savez(
             tmp / A.POST_DAILY,
-            views=views_before,
-            likes=likes_before,
+            views=compact_counts(views_before),
+            likes=compact_counts(likes_before),
             taste_views=sum_columns(views_before, taste_cluster, n_taste),
             taste_likes=sum_columns(likes_before, taste_cluster, n_taste),
         )

@@ -180,7 +180,7 @@ class FeatureStore:
     users: dict[str, np.ndarray]  # static user columns by dense user index
     posts: dict[str, np.ndarray]  # static post columns by dense post index
     post_emb: np.ndarray  # (posts, dims) float32, L2-normalised
-    post_views_before: np.ndarray  # (days + 1, posts): views before the start of day d
+    post_views_before: np.ndarray  # (days + 1, posts): views before the start of day d (read with day_counts)
     post_likes_before: np.ndarray
     base: EventIndex  # materialised by the offline build
     topic_share: np.ndarray  # catalogue share of each topic
@@ -354,7 +354,11 @@ class FeatureStore:
 
     def popularity_before(self, seconds: np.ndarray) -> np.ndarray:
         """(requests, posts) like counts before each request's day (point in time)."""
-        return self.post_likes_before[self._day(seconds)]
+        return day_counts(self.post_likes_before, self._day(seconds))
+
+    def views_before(self, seconds: np.ndarray) -> np.ndarray:
+        """(requests, posts) view counts before each request's day (point in time)."""
+        return day_counts(self.post_views_before, self._day(seconds))
 
     def _day(self, seconds: np.ndarray) -> np.ndarray:
         day = (np.asarray(seconds, dtype=np.int64) - self.manifest["day0"]) // 86400
@@ -481,8 +485,8 @@ class FeatureStore:
             self.taste_views_before[day[r], taste_cluster] + 2.0
         )
         emb = self.post_emb[p]
-        post_views = self.post_views_before[day[r], p]
-        post_likes = self.post_likes_before[day[r], p]
+        post_views = day_counts(self.post_views_before, day[r], p)
+        post_likes = day_counts(self.post_likes_before, day[r], p)
         topic_share = (h["topic_likes"][r, topic] + TOPIC_PRIOR_LIKES * self.topic_share[topic]) / (
             likes[r] + TOPIC_PRIOR_LIKES
         )
@@ -534,6 +538,19 @@ class FeatureStore:
             }
         )
         return {name: _column(out[name], n_rows) for name in FEATURE_NAMES}
+
+
+def compact_counts(table: np.ndarray) -> np.ndarray:
+    """A daily table of counts as the build stores it: uint16 when every count fits (half the
+    pages of int32 for a worker to read), else int32."""
+    fits = table.size == 0 or (int(table.min()) >= 0 and int(table.max()) <= np.iinfo(np.uint16).max)
+    return table.astype(np.uint16 if fits else np.int32)
+
+
+def day_counts(table: np.ndarray, day, posts=None) -> np.ndarray:
+    """``table[day]`` (or ``table[day, posts]``) as int32 whatever the dtype it is stored in, so
+    that arithmetic on the counts is the same for every store (uint16 would wrap)."""
+    return np.asarray(table[day] if posts is None else table[day, posts], dtype=np.int32)
 
 
 def sum_columns(daily: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:

@@ -30,5 +30,5 @@ class PopularityRanker:
     def score(self, store, user_idx, seconds, features=None) -> np.ndarray:
         likes = store.popularity_before(seconds).astype(np.float64)
         # Ties broken by the daily like rate so that the order is total.
-        views = store.post_views_before[store._day(seconds)]
+        views = store.views_before(seconds)
         return likes + (likes + 1) / (views + 10) * 1e-3

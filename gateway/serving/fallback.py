@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from gateway.features.artifacts import release_pages
-from gateway.features.store import FeatureStore
+from gateway.features.store import FeatureStore, day_counts
 
 FALLBACK_VERSION = "fallback:popularity"
 
@@ -40,7 +40,7 @@ class PopularityFallback:
         release_pages(likes)
 
     def _day_order(self, day: int) -> np.ndarray:
-        return np.argsort(-np.asarray(self._store.post_likes_before[day]), kind="stable").astype(np.int32)
+        return np.argsort(-day_counts(self._store.post_likes_before, day), kind="stable").astype(np.int32)
 
     def top(self, user_idx: int, seconds: int, limit: int, topic_code: int | None = None) -> list[int]:
         """Dense post indices, most liked before the request's day first; never a post the user

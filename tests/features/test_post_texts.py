@@ -13,7 +13,7 @@ import pytest
 from gateway.features import artifacts as A
 from gateway.features.artifacts import FeatureStoreError, InMemory, NpyRanges, load_npz_mapped
 from gateway.features.post_texts import PostTexts, load_post_texts
-from gateway.features.store import FeatureStore
+from gateway.features.store import FeatureStore, compact_counts
 from gateway.features.taste import TasteModel
 from gateway.serving.state import Catalogue
 
@@ -134,3 +134,44 @@ def test_a_store_built_before_the_taste_daily_tables_sums_them_alike(tiny_store_
     views, cluster = np.asarray(daily["views"]), tiny_store.posts["taste_cluster"]
     for g in range(len(tiny_store.taste.bias)):
         assert np.array_equal(store.taste_views_before[:, g], views[:, cluster == g].sum(axis=1))
+
+
+def test_daily_counts_are_stored_in_the_smallest_dtype_that_holds_them():
+    small = np.array([[0, 65535], [3, 4]], np.int32)
+    assert compact_counts(small).dtype == np.uint16 and np.array_equal(compact_counts(small), small)
+    for big in (small + 1, small - 1):  # past uint16 either way
+        assert compact_counts(big).dtype == np.int32 and np.array_equal(compact_counts(big), big)
+
+
+def test_a_uint16_store_serves_what_an_int32_store_serves(tiny_store_dir, tiny_store):
+    """The build wrote the tiny world's daily tables as uint16; the same tables as int32 (a store
+    built before) give the same features, popularity scores and fallback lists."""
+    from gateway.rankers.baselines import PopularityRanker
+    from gateway.serving.fallback import PopularityFallback
+
+    daily = load_npz_mapped(tiny_store_dir / A.POST_DAILY)
+    assert daily["views"].dtype == daily["likes"].dtype == np.uint16
+    wide = FeatureStore.from_arrays(
+        tiny_store.manifest,
+        pd.read_parquet(tiny_store_dir / A.USERS),
+        pd.read_parquet(tiny_store_dir / A.POSTS),
+        dict(np.load(tiny_store_dir / A.EVENTS)),
+        {name: np.asarray(values, dtype=np.int32 if name in ("views", "likes") else None) for name, values in daily.items()},
+        TasteModel.from_arrays(np.load(tiny_store_dir / A.TASTE)),
+    )
+    day0, days = tiny_store.manifest["day0"], tiny_store.manifest["days"]
+    users = [0, 5, len(tiny_store.user_ids) - 1]
+    seconds = [day0 + d * 86400 + 9 * 3600 for d in (0, days // 2, days + 2)]
+    narrow_rows, wide_rows = tiny_store.compute(users, seconds), wide.compute(users, seconds)
+    for name, values in narrow_rows.items():
+        assert values.dtype == wide_rows[name].dtype and np.array_equal(values, wide_rows[name]), name
+    for method in ("popularity_before", "views_before"):
+        a, b = getattr(tiny_store, method)(np.array(seconds)), getattr(wide, method)(np.array(seconds))
+        assert a.dtype == b.dtype == np.int32 and np.array_equal(a, b)
+    ranker = PopularityRanker()
+    u, t = np.array(users), np.array(seconds)
+    assert np.array_equal(ranker.score(tiny_store, u, t), ranker.score(wide, u, t))
+    topics = tiny_store.posts["topic"]
+    narrow_fallback, wide_fallback = PopularityFallback(tiny_store, topics), PopularityFallback(wide, topics)
+    for s in seconds:
+        assert narrow_fallback.top(-1, s, 50) == wide_fallback.top(-1, s, 50)

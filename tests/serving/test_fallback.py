@@ -14,7 +14,7 @@ DAY = 86400
 
 def _reference(store, user_idx: int, seconds: int, limit: int, topic_code: int | None) -> list[int]:
     """The list as the fallback computed it from the full (days, posts) order."""
-    likes = np.asarray(store.post_likes_before)
+    likes = np.asarray(store.post_likes_before, dtype=np.int64)
     day = min(max((seconds - store.manifest["day0"]) // DAY, 0), len(likes) - 1)
     order = np.argsort(-likes[day], kind="stable")
     if topic_code is not None:
