@@ -541,10 +541,13 @@ class FeatureStore:
 
 
 def compact_counts(table: np.ndarray) -> np.ndarray:
-    """A daily table of counts as the build stores it: uint16 when every count fits (half the
-    pages of int32 for a worker to read), else int32."""
-    fits = table.size == 0 or (int(table.min()) >= 0 and int(table.max()) <= np.iinfo(np.uint16).max)
-    return table.astype(np.uint16 if fits else np.int32)
+    """A daily table of counts as the build stores it: in the smallest of uint8, uint16 and
+    int32 that holds every count (a worker's requests end up reading every page of it)."""
+    low, high = (int(table.min()), int(table.max())) if table.size else (0, 0)
+    for dtype in (np.uint8, np.uint16):
+        if low >= 0 and high <= np.iinfo(dtype).max:
+            return table.astype(dtype)
+    return table.astype(np.int32)
 
 
 def day_counts(table: np.ndarray, day, posts=None) -> np.ndarray:
