@@ -160,9 +160,6 @@ class NpyRanges:
             want, at = want - len(part), at + len(part)
         return np.frombuffer(parts[0] if len(parts) == 1 else b"".join(parts), self.dtype)
 
-    def close(self) -> None:
-        self._file.close()
-
 
 def release_pages(array: np.ndarray) -> None:
     """Unmap the pages of a memory-mapped array this process has read (a start-up pass over a

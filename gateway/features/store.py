@@ -552,7 +552,7 @@ def compact_counts(table: np.ndarray) -> np.ndarray:
 
 def day_counts(table: np.ndarray, day, posts=None) -> np.ndarray:
     """``table[day]`` (or ``table[day, posts]``) as int32 whatever the dtype it is stored in, so
-    that arithmetic on the counts is the same for every store (uint16 would wrap)."""
+    that arithmetic on the counts is the same for every store (unsigned types would wrap)."""
     return np.asarray(table[day] if posts is None else table[day, posts], dtype=np.int32)
 
 
