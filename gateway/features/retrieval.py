@@ -35,7 +35,7 @@ import numpy as np
 
 from gateway.features.artifacts import FeatureStoreError
 from gateway.features.definitions import POST_PRIOR_VIEWS
-from gateway.ranking import found_in_sorted, log_odds
+from gateway.ranking import found_in_sorted, log_odds, sorted_unique
 
 BACKENDS = ("exact", "hnswlib", "faiss")
 POPULAR_DEPTH = 1024  # most-liked posts kept per day: overall, per topic, per cluster
@@ -428,7 +428,7 @@ class Retriever:
         )
         if mood is not None:
             found["mood"] = _top_of(mood, max(1, round(n * MOOD_SHARE)), store.posts["topic"], topic)
-        union = np.unique(np.concatenate([f.astype(np.int64) for f in found.values()]))
+        union = sorted_unique(np.concatenate([f.astype(np.int64) for f in found.values()]))
         union = union[union >= 0]
         if excluded is not None and len(excluded):
             union = np.delete(union, found_in_sorted(union, excluded))
