@@ -386,7 +386,7 @@ class Retriever:
             ) from exc
 
     def _day(self, seconds: int) -> int:
-        return int(np.clip((seconds - self.day0) // 86400, 0, self.popular_topic.shape[0] - 1))
+        return min(max(int(seconds - self.day0) // 86400, 0), self.popular_topic.shape[0] - 1)
 
     def candidates(
         self,
@@ -432,7 +432,7 @@ class Retriever:
         union = union[union >= 0]
         if excluded is not None and len(excluded):
             union = np.delete(union, found_in_sorted(union, excluded))
-        return Candidates(union, {name: int((f >= 0).sum()) for name, f in found.items()}, history, terms)
+        return Candidates(union, {name: int(np.count_nonzero(f >= 0)) for name, f in found.items()}, history, terms)
 
     def _by_factors(self, score: np.ndarray, day: int, k: int, topic: int | None) -> np.ndarray:
         """The ``k`` posts with the highest like log-odds before the day plus the user's factor

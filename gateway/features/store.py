@@ -395,7 +395,8 @@ class FeatureStore:
 
     def _day(self, seconds: np.ndarray) -> np.ndarray:
         day = (np.asarray(seconds, dtype=np.int64) - self.manifest["day0"]) // 86400
-        return np.clip(day, 0, self.post_views_before.shape[0] - 1)
+        # minimum/maximum: np.clip's values at a fraction of its cost on a request's few days
+        return np.minimum(np.maximum(day, 0), self.post_views_before.shape[0] - 1)
 
     def taste_terms(self, user_idx: np.ndarray, seconds: np.ndarray) -> TasteTerms:
         """Each request's taste terms (``taste_before_day``) and the scores they give every
