@@ -12,7 +12,9 @@ parsed: a ``GET /post/recommendations/`` takes a slot or waits for one (the same
 the ASGI middleware uses), and one that gets none is answered by the app's shed answer written
 straight to the socket, without an asyncio task, the ASGI middleware stack or uvicorn's
 per-header checks. Under overload the shed answers are most of the event loop's work (README
-"Overload"). An admitted request goes on to the app as usual, its slot marked as taken
+"Overload"). An admitted request goes to the app's express lane (``FrontDoor.express``: the
+answer computed without the ASGI stack, for the requests in its plain form; the slot is freed
+once the answer is written) or on to the app as usual, its slot marked as taken
 (``ADMITTED``); the app's middleware frees it when the answer is out.
 """
 
