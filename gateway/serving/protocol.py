@@ -141,20 +141,22 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 
     async def _express(self, cycle: RequestResponseCycle, app, door: FrontDoor) -> None:
         assert door.express is not None
+        release = True
         try:
-            answer = await door.express(cycle.scope)  # type: ignore[arg-type]
-        except Exception:  # noqa: BLE001 - the express lane's own bug: a 500, as the app's would be
-            log.exception("express answer failed on %s", cycle.scope["path"])
-            answer = SERVER_ERROR
-            cycle.keep_alive = False
-        if answer is None:  # not for the express lane: the app answers (its middleware frees the slot)
-            await cycle.run_asgi(app)
-            return
-        try:
-            if not cycle.disconnected:
+            try:
+                answer = await door.express(cycle.scope)  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001 - the express lane's own bug: a 500, as the app's would be
+                log.exception("express answer failed on %s", cycle.scope["path"])
+                answer = SERVER_ERROR
+                cycle.keep_alive = False
+            if answer is None:  # not for the express lane: the app answers (its middleware frees the slot)
+                release = False
+                await cycle.run_asgi(app)
+            elif not cycle.disconnected:
                 self._write_answer(cycle, answer)
-        finally:
-            door.admission.release()
+        finally:  # also when the task is cancelled (the server stopping)
+            if release:
+                door.admission.release()
 
     def _shed(self, cycle: RequestResponseCycle, door: FrontDoor) -> None:
         """Write the shed answer as uvicorn would (its default headers, keep-alive), then let

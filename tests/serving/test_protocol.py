@@ -211,6 +211,8 @@ def test_the_express_lane_takes_plain_requests_and_frees_the_slot():
             raise RuntimeError("a bug in the express lane")
         if b"app" in scope["query_string"]:
             return None
+        if b"hang" in scope["query_string"]:
+            await asyncio.Event().wait()
         return 200, [(b"content-length", b"7")], b"express"
 
     async def scenario() -> None:
@@ -233,6 +235,14 @@ def test_the_express_lane_takes_plain_requests_and_frees_the_slot():
         protocol.data_received(GET.replace(b"?id=1", b"?fail=1&id=1"))  # the lane's bug: a 500, closed
         await asyncio.sleep(0.01)
         assert transport.writes[-1].startswith(b"HTTP/1.1 500 ") and transport.closed
+        assert admission.in_flight == 0
+        hanging, _ = _connection(app)
+        hanging.data_received(GET.replace(b"?id=1", b"?hang=1&id=1"))
+        await asyncio.sleep(0.01)
+        assert admission.in_flight == 1
+        for task in list(hanging.tasks):  # the server stopping cancels it: the slot is freed
+            task.cancel()
+        await asyncio.sleep(0.01)
         assert admission.in_flight == 0
 
     asyncio.run(scenario())
