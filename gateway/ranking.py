@@ -52,6 +52,18 @@ def found_in_sorted(sorted_values: np.ndarray, items: np.ndarray) -> np.ndarray:
     return np.flatnonzero(mask)
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` of a 1-d array: one sort and a comparison with the neighbour,
+    without ``np.unique``'s hashing and checks (a few hundred values per serving request)."""
+    values = np.sort(values)
+    if len(values) < 2:
+        return values
+    keep = np.empty(len(values), bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
+
+
 def top_k(scores: np.ndarray, k: int, excluded: list[np.ndarray] | None = None) -> np.ndarray:
     """Indices of the k best scores per row, best first, never an excluded index.
 
@@ -63,6 +75,8 @@ def top_k(scores: np.ndarray, k: int, excluded: list[np.ndarray] | None = None) 
             if len(items):
                 scores[row, items] = -np.inf
     k_eff = min(k, scores.shape[1])
+    if scores.shape[0] == 1 and k_eff > 0:  # a serving request: the same choice on the row itself
+        return _top_k_row(scores[0], k_eff)[None]
     part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
     # Ties go to the lower index, also at the k-th place (argpartition picks any of the tied):
     # every index scoring at least the k-th best, by score descending, then index ascending.
@@ -74,6 +88,14 @@ def top_k(scores: np.ndarray, k: int, excluded: list[np.ndarray] | None = None) 
         best[row] = candidates[order[:k_eff]]
     best_scores = np.take_along_axis(scores, best, axis=1)
     return np.where(np.isneginf(best_scores), -1, best)
+
+
+def _top_k_row(scores: np.ndarray, k: int) -> np.ndarray:
+    """``top_k`` of one row (``k`` at most its length)."""
+    threshold = scores[np.argpartition(-scores, k - 1)[:k]].min()
+    candidates = np.flatnonzero(scores >= threshold)
+    best = candidates[np.lexsort((candidates, -scores[candidates]))[:k]]
+    return np.where(np.isneginf(scores[best]), -1, best)
 
 
 def top_k_expected_hit(

@@ -70,3 +70,21 @@ def test_found_in_sorted_equals_isin():
         expected = np.flatnonzero(np.isin(values, items))
         got = found_in_sorted(values, items)
         assert got.dtype == np.int64 and np.array_equal(got, expected)
+
+
+def test_sorted_unique_equals_numpy_unique():
+    from gateway.ranking import sorted_unique
+
+    rng = np.random.default_rng(8)
+    for size in [0, 1, 2, 5, 300]:
+        values = rng.integers(-3, 50, size)
+        np.testing.assert_array_equal(sorted_unique(values), np.unique(values))
+
+
+def test_top_k_of_one_row_equals_the_same_row_in_a_batch():
+    rng = np.random.default_rng(9)
+    for _ in range(100):
+        scores = rng.integers(0, 5, (2, 30)).astype(float)  # ties everywhere
+        excluded = [rng.choice(30, rng.integers(0, 28), replace=False), np.array([], dtype=int)]
+        batch = top_k(scores, 5, excluded)
+        np.testing.assert_array_equal(top_k(scores[:1], 5, excluded[:1])[0], batch[0])

@@ -35,7 +35,7 @@ import numpy as np
 
 from gateway.features.artifacts import FeatureStoreError
 from gateway.features.definitions import POST_PRIOR_VIEWS
-from gateway.ranking import found_in_sorted, log_odds
+from gateway.ranking import found_in_sorted, log_odds, sorted_unique
 
 BACKENDS = ("exact", "hnswlib", "faiss")
 POPULAR_DEPTH = 1024  # most-liked posts kept per day: overall, per topic, per cluster
@@ -386,7 +386,7 @@ class Retriever:
             ) from exc
 
     def _day(self, seconds: int) -> int:
-        return int(np.clip((seconds - self.day0) // 86400, 0, self.popular_topic.shape[0] - 1))
+        return min(max(int(seconds - self.day0) // 86400, 0), self.popular_topic.shape[0] - 1)
 
     def candidates(
         self,
@@ -428,11 +428,11 @@ class Retriever:
         )
         if mood is not None:
             found["mood"] = _top_of(mood, max(1, round(n * MOOD_SHARE)), store.posts["topic"], topic)
-        union = np.unique(np.concatenate([f.astype(np.int64) for f in found.values()]))
+        union = sorted_unique(np.concatenate([f.astype(np.int64) for f in found.values()]))
         union = union[union >= 0]
         if excluded is not None and len(excluded):
             union = np.delete(union, found_in_sorted(union, excluded))
-        return Candidates(union, {name: int((f >= 0).sum()) for name, f in found.items()}, history, terms)
+        return Candidates(union, {name: int(np.count_nonzero(f >= 0)) for name, f in found.items()}, history, terms)
 
     def _by_factors(self, score: np.ndarray, day: int, k: int, topic: int | None) -> np.ndarray:
         """The ``k`` posts with the highest like log-odds before the day plus the user's factor

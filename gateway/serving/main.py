@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from gateway.config import Settings, load_settings
 from gateway.exposure import (
@@ -157,7 +157,9 @@ def create_app(
         app.state.admission = admission  # from here on requests are bounded
         # ... at the protocol (``recsys serve``), before the ASGI app: shed answers are cheaper
         app.state.front_door = FrontDoor(
-            admission, functools.partial(recommendations.shed_answer, app.state, admission)
+            admission,
+            functools.partial(recommendations.shed_answer, app.state, admission),
+            functools.partial(recommendations.express_answer, app.state),
         )
         if freeze_gc:
             gc.collect()
@@ -194,10 +196,9 @@ def create_app(
         return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
 
     @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s", request.url.path)
-        app.state.metrics.errors.labels(request.url.path, "unknown", "unknown", "500").inc()
-        return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        body = recommendations.internal_error(app.state, request.url.path)
+        return Response(body, status_code=500, media_type="application/json")
 
     app.include_router(recommendations.router)
     app.include_router(catalogue.router)

@@ -12,7 +12,9 @@ parsed: a ``GET /post/recommendations/`` takes a slot or waits for one (the same
 the ASGI middleware uses), and one that gets none is answered by the app's shed answer written
 straight to the socket, without an asyncio task, the ASGI middleware stack or uvicorn's
 per-header checks. Under overload the shed answers are most of the event loop's work (README
-"Overload"). An admitted request goes on to the app as usual, its slot marked as taken
+"Overload"). An admitted request goes to the app's express lane (``FrontDoor.express``: the
+answer computed without the ASGI stack, for the requests in its plain form; the slot is freed
+once the answer is written) or on to the app as usual, its slot marked as taken
 (``ADMITTED``); the app's middleware frees it when the answer is out.
 """
 
@@ -22,7 +24,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
@@ -32,6 +34,7 @@ from gateway.serving.admission import ADMITTED, ARRIVED, BOUNDED_PATH, Admission
 
 log = logging.getLogger("gateway.serving")
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, raw headers, body
+_BODY_HEADERS = (b"content-length", b"transfer-encoding", b"expect")  # a request with a body
 SERVER_ERROR: Answer = (
     500,
     [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21"), (b"connection", b"close")],
@@ -46,6 +49,9 @@ class FrontDoor:
 
     admission: Admission
     answer: Callable[[dict], Answer]
+    # The express lane: the answer to an admitted request computed without the ASGI app, or
+    # None when the request is not one it answers (then the app does).
+    express: Callable[[dict], Awaitable[Answer | None]] | None = None
 
 
 def front_door(app) -> FrontDoor | None:
@@ -107,8 +113,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
             return super()._start_asgi_task(cycle, app)
         scope[ARRIVED] = time.perf_counter()  # type: ignore[literal-required]
         if door.admission.take():
-            scope[ADMITTED] = True  # type: ignore[literal-required]
-            return super()._start_asgi_task(cycle, app)
+            return self._admitted(cycle, app, door)
         waiter = door.admission.enqueue(self.loop)
         if waiter is None:
             return self._shed(cycle, door)
@@ -120,20 +125,54 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
             if admitted:
                 door.admission.release()
         elif admitted:
-            cycle.scope[ADMITTED] = True  # type: ignore[literal-required]
-            super()._start_asgi_task(cycle, app)
+            self._admitted(cycle, app, door)
         else:
             self._shed(cycle, door)
+
+    def _admitted(self, cycle: RequestResponseCycle, app, door: FrontDoor) -> None:
+        """Start an admitted request: on the express lane when the app has one and the request
+        has no body, else through the app with its slot marked as taken."""
+        cycle.scope[ADMITTED] = True  # type: ignore[literal-required]
+        if door.express is None or any(name in _BODY_HEADERS for name, _ in cycle.scope["headers"]):
+            return super()._start_asgi_task(cycle, app)
+        task = self.loop.create_task(self._express(cycle, app, door))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    async def _express(self, cycle: RequestResponseCycle, app, door: FrontDoor) -> None:
+        assert door.express is not None
+        release = True
+        try:
+            try:
+                answer = await door.express(cycle.scope)  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001 - the express lane's own bug: a 500, as the app's would be
+                log.exception("express answer failed on %s", cycle.scope["path"])
+                answer = SERVER_ERROR
+                cycle.keep_alive = False
+            if answer is None:  # not for the express lane: the app answers (its middleware frees the slot)
+                release = False
+                await cycle.run_asgi(app)
+            elif not cycle.disconnected:
+                self._write_answer(cycle, answer)
+        finally:  # also when the task is cancelled (the server stopping)
+            if release:
+                door.admission.release()
 
     def _shed(self, cycle: RequestResponseCycle, door: FrontDoor) -> None:
         """Write the shed answer as uvicorn would (its default headers, keep-alive), then let
         the connection's next request in."""
         try:
-            status, headers, body = door.answer(cycle.scope)  # type: ignore[arg-type]
+            answer = door.answer(cycle.scope)  # type: ignore[arg-type]
         except Exception:  # noqa: BLE001 - a bug in the answer: a 500, as the app's would be
             log.exception("shed answer failed on %s", cycle.scope["path"])
-            status, headers, body = SERVER_ERROR
+            answer = SERVER_ERROR
             cycle.keep_alive = False
+        self._write_answer(cycle, answer)
+
+    def _write_answer(self, cycle: RequestResponseCycle, answer: Answer) -> None:
+        """Write an answer as uvicorn would (its default headers, keep-alive, access log), then
+        let the connection's next request in."""
+        status, headers, body = answer
         if cycle.access_log:
             self.access_logger.info(
                 '%s - "%s %s HTTP/%s" %d',

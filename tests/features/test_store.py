@@ -237,3 +237,27 @@ def test_the_served_taste_is_kept_per_user_day_until_an_earlier_event_arrives(ti
     )
     for name in TASTE_FEATURES:
         np.testing.assert_array_equal(fresh.compute([user], [t])[name], later[name], err_msg=name)
+
+
+def test_one_request_history_and_taste_counts_equal_the_batch_lookups(tiny_store):
+    """Serving's one-request lookups (Python bisection over the user's own keys) give the
+    batch's values, also at the exact time of an event, before the log and for users without
+    events."""
+    rng = np.random.default_rng(11)
+    events = tiny_store.events
+    at_events = rng.choice(len(events["seconds"]), 60)
+    users = np.r_[events["user"][at_events], rng.integers(0, len(tiny_store.user_ids), 60)].astype(np.int64)
+    seconds = np.r_[events["seconds"][at_events], rng.integers(0, 2**31, 60)].astype(np.int64)
+    seconds[:3] = 0
+    n_topics, n_clusters, n_taste = len(tiny_store.topic_share), len(tiny_store.cluster_share), len(tiny_store.taste.bias)
+    batch = tiny_store.base.history(users, seconds, n_topics, n_clusters)
+    taste_batch = tiny_store.base.taste_counts(users, seconds, n_taste)
+    for i in range(len(users)):
+        one = tiny_store.base.history(users[i : i + 1], seconds[i : i + 1], n_topics, n_clusters)
+        assert one.keys() == batch.keys()
+        for name in batch:
+            assert one[name].dtype == batch[name].dtype, name
+            np.testing.assert_array_equal(one[name][0], batch[name][i], err_msg=name)
+        taste_one = tiny_store.base.taste_counts(users[i : i + 1], seconds[i : i + 1], n_taste)
+        for a, b in zip(taste_one, taste_batch, strict=True):
+            np.testing.assert_array_equal(a[0], b[i])

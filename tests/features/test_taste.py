@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from gateway.features.taste import TasteModel, counts_by_user, fit_taste, fold_in
+from gateway.features.taste import TasteModel, counts_by_user, fit_taste, fold_in, fold_in_one
 from gateway.features.text import cluster_within_topics
 
 
@@ -102,3 +102,16 @@ def test_topic_offsets_and_the_demographic_prior_are_learnt():
     gap = score[:, first].mean(axis=1) - score[:, last].mean(axis=1)
     assert 1.0 < gap[1] - gap[0] < 2.2  # planted: 1.6
     assert gap[0] < 0.0 < gap[1]
+
+
+def test_the_one_user_fold_in_equals_the_batch_fold_in():
+    taste, views, likes, cluster_topic, covariates = _planted_with_side_information(users=300)
+    model = fit_taste(views, likes, rank=1, seed=1, cluster_topic=cluster_topic, covariates=covariates)
+    views, likes = views.copy(), likes.copy()
+    views[:20], likes[:20] = 0.0, 0.0  # users without history: the prior
+    theta, cov = fold_in(model, views, likes, covariates, with_covariance=True)
+    for user in range(len(views)):
+        one, one_cov = fold_in_one(model, views[user], likes[user], covariates[user])
+        np.testing.assert_allclose(one, theta[user], rtol=0, atol=1e-7)
+        np.testing.assert_allclose(one_cov, cov[user], rtol=0, atol=1e-7)
+    np.testing.assert_allclose(fold_in_one(model, views[0], likes[0])[0], model.prior_mean())

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import logging
 import random
 import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
 import orjson
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
@@ -16,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError
 
 from gateway.assignment import assign
-from gateway.exposure import Exposure
+from gateway.exposure import Exposure, ExposureWriter
 from gateway.features.mood_encoder import MoodEncoder, MoodMatch
 from gateway.features.mood_lexicon import Lexicon
 from gateway.features.mood_text import MOOD_PATTERN, MoodTextError
@@ -24,7 +25,6 @@ from gateway.features.redis_history import RedisHistory
 from gateway.features.store import FeatureStore
 from gateway.serving.admission import ARRIVED, Admission
 from gateway.serving.breaker import Breaker
-from gateway.serving.deps import CatalogueDep, MetricsDep, StateDep, StoreDep, WriterDep
 from gateway.serving.fallback import FALLBACK_VERSION
 from gateway.serving.prometheus import Metrics
 from gateway.serving.recommend import Recommendation, UnknownUserError, recommend
@@ -32,6 +32,7 @@ from gateway.serving.schemas import Message, RecommendationResponse
 from gateway.serving.shadow import ShadowJob
 
 router = APIRouter(tags=["recommendations"])
+log = logging.getLogger("gateway.serving")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_USER_ID = 2**31 - 1
 
@@ -102,11 +103,6 @@ def to_epoch_seconds(when: datetime) -> int:
 )
 async def get_recommendations(
     request: Request,
-    state: StateDep,
-    store: StoreDep,
-    catalogue: CatalogueDep,
-    writer: WriterDep,
-    metrics: MetricsDep,
     id: Annotated[int, Query(ge=1, le=MAX_USER_ID, description="user_id")],
     time_: Annotated[
         datetime, Query(alias="time", description="Request time, ISO 8601 (e.g. 2021-12-01T14:00:00)")
@@ -130,13 +126,35 @@ async def get_recommendations(
     ] = None,
     x_request_id: Annotated[str | None, Header(description="Optional caller-chosen request id")] = None,
 ) -> Response:
+    # The app's objects are read from its state, not through dependencies: this is the hot path.
+    status, headers, body = await answer(
+        request.app.state, id, time_, limit, topic, mood, x_request_id, request.scope.get(ARRIVED)
+    )
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+async def answer(
+    app_state,
+    id: int,
+    when: datetime,
+    limit: int,
+    topic: str | None,
+    mood: str | None,
+    x_request_id: str | None,
+    arrived: float | None,
+) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and JSON body of a recommendation request whose parameters are valid;
+    HTTPException for an unknown user, topic or a mood without words (and 503 from Redis).
+    Shared by the FastAPI route and the server's express lane (``express_answer``)."""
     started = time.perf_counter()
+    state, store, catalogue = app_state.serving, app_state.store, app_state.catalogue
+    writer: ExposureWriter = app_state.writer
+    metrics: Metrics = app_state.metrics
     snapshot = state.snapshot  # one reference for the whole request: a reload cannot split it
     if topic is not None and topic not in catalogue.topic_names:
         raise HTTPException(422, f"unknown topic {topic!r}; valid topics: {', '.join(catalogue.topic_names)}")
-    seconds = to_epoch_seconds(time_)
+    seconds = to_epoch_seconds(when)
     request_id = x_request_id if x_request_id and _REQUEST_ID.match(x_request_id) else new_request_id()
-    app_state = request.app.state
 
     def work() -> tuple[MoodMatch | None, FeatureStore, Recommendation]:
         """Everything that takes time or waits (the mood, Redis, the model), on the ranker's thread."""
@@ -151,7 +169,7 @@ async def get_recommendations(
         return moody, view, result
 
     try:
-        done = await app_state.deadline.run(work, request.scope.get(ARRIVED, started))
+        done = await app_state.deadline.run(work, started if arrived is None else arrived)
     except UnknownUserError as exc:
         metrics.requests.labels("recommendations", "none", "none", "404").inc()
         raise HTTPException(404, str(exc)) from None
@@ -159,7 +177,7 @@ async def get_recommendations(
         body, headers, status = fallback_answer(
             app_state, id, seconds, limit, topic, request_id, "deadline", started
         )
-        return Response(body, status_code=status, media_type="application/json", headers=headers)
+        return status, headers, body
     moody, store, result = done
     mood_similarity = moody.similarity if moody else None
     arm, version = result.assignment.arm, result.model_version
@@ -194,11 +212,77 @@ async def get_recommendations(
     )
     if shadow is not None:  # after the response is produced; dropped (and counted) when the queue is full
         job = (request_id, arm, shadow, store, catalogue, result, id, seconds, limit, topic, mood_similarity)
-        request.app.state.shadow.submit(ShadowJob.of(*job, snapshot.mood_weight))
+        app_state.shadow.submit(ShadowJob.of(*job, snapshot.mood_weight))
     metrics.requests.labels("recommendations", arm, version, "200").inc()
     metrics.latency.labels(arm, version).observe(latency)
     headers = {"X-Request-ID": request_id, "X-Exp-Group": arm, "X-Model-Version": version, SERVED_BY: "model"}
-    return Response(body, media_type="application/json", headers=headers)
+    return 200, headers, body
+
+
+# The express lane: what the server's protocol answers without the ASGI app (``recsys serve``).
+# Only requests in this plain form take it; anything else (other spellings FastAPI would accept,
+# out-of-range values, a body) goes to the FastAPI route, whose answer is the reference.
+_PLAIN_ID = re.compile(r"[1-9][0-9]{0,9}")
+_PLAIN_LIMIT = re.compile(r"[1-9][0-9]{0,2}")
+_PLAIN_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?")
+_EXPRESS_KEYS = frozenset({"id", "time", "limit", "topic", "mood"})
+
+
+def express_query(query_string: bytes) -> tuple[int, datetime, int, str | None, str | None] | None:
+    """``id``, ``time``, ``limit``, ``topic`` and ``mood`` of a request in the plain form the
+    express lane answers; None for anything else."""
+    try:
+        pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        return None
+    query = dict(pairs)
+    if len(query) != len(pairs) or not query.keys() <= _EXPRESS_KEYS:
+        return None  # a repeated or an unknown parameter: FastAPI's rules decide
+    raw_id, raw_time, raw_limit = query.get("id", ""), query.get("time", ""), query.get("limit", "5")
+    if not (_PLAIN_ID.fullmatch(raw_id) and _PLAIN_TIME.fullmatch(raw_time) and _PLAIN_LIMIT.fullmatch(raw_limit)):
+        return None
+    user_id, limit = int(raw_id), int(raw_limit)
+    topic, mood = query.get("topic"), query.get("mood")
+    if user_id > MAX_USER_ID or limit > 100 or (topic is not None and len(topic) > 32):
+        return None
+    if mood is not None and len(mood) > MAX_MOOD:
+        return None
+    try:
+        when = _TIME.validate_python(raw_time)
+    except ValidationError:
+        return None
+    return user_id, when, limit, topic, mood
+
+
+async def express_answer(app_state, scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+    """The answer to an admitted ``GET /post/recommendations/`` in the plain form, computed by
+    ``answer`` as the route computes it, without the ASGI stack (its middleware's work done
+    here: the shadow scorer's in-flight count, the app's error answers); None: not plain, the
+    route answers it."""
+    query = express_query(scope["query_string"])
+    if query is None:
+        return None
+    request_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+    app_state.idle.enter()
+    try:
+        status, headers, body = await answer(
+            app_state, *query, None if request_id is None else request_id.decode("latin-1"), scope.get(ARRIVED)
+        )
+    except HTTPException as exc:
+        status, headers, body = exc.status_code, dict(exc.headers or {}), orjson.dumps({"detail": exc.detail})
+    except Exception:  # noqa: BLE001 - the app's own 500 (logged and counted), as on the route
+        status, headers, body = 500, {}, internal_error(app_state, scope["path"])
+    finally:
+        app_state.idle.leave()
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    return status, [*raw, *_json_headers(body)], body
+
+
+def internal_error(app_state, path: str) -> bytes:
+    """Log the exception being handled, count it, and return the 500's body."""
+    log.exception("unhandled error on %s", path)
+    app_state.metrics.errors.labels(path, "unknown", "unknown", "500").inc()
+    return orjson.dumps({"detail": "internal error; it has been logged"})
 
 
 def render(
