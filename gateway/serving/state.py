@@ -25,6 +25,7 @@ from gateway.rankers.libraries import load_ranker
 from gateway.rankers.model_dir import ModelError
 
 log = logging.getLogger("gateway.serving")
+PROBE_POSTS = 4096  # catalogue posts a loading model is probed on (spread evenly)
 
 
 @dataclass(frozen=True)
@@ -79,20 +80,32 @@ def experiment_from(settings: Settings) -> Experiment:
 
 
 def _load_probed(what: str, model_dir: Path, store: FeatureStore, settings: Settings, probe_at, probe):
-    """A model folder loaded (checksum, feature list), probed on one request; ReloadError if not fit."""
+    """A model folder loaded (checksum, feature list), probed on one request's ``probe`` rows
+    (``probe_rows``); ReloadError if not fit."""
     probe_user, probe_time = probe_at
     try:
         ranker = load_ranker(
             model_dir, store.manifest["feature_set_version"], threads=settings.serving.predict_threads
         )
-        scores = ranker.score(store, probe_user, probe_time, probe)
+        scores = np.asarray(ranker.predict(probe))
     except ModelError as exc:
         raise ReloadError(f"{what}: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - a model that cannot score is rejected, whatever the cause
         raise ReloadError(f"{what}: model failed a probe prediction ({type(exc).__name__}: {exc})") from exc
-    if scores.shape != (1, len(store.post_ids)) or not np.all(np.isfinite(scores)):
+    if scores.shape != (len(probe[next(iter(probe))]),) or not np.all(np.isfinite(scores)):
         raise ReloadError(f"{what}: model returned invalid scores on a probe request")
     return ranker
+
+
+def probe_rows(store: FeatureStore, user_idx: np.ndarray, seconds: np.ndarray) -> dict[str, np.ndarray]:
+    """The features of one request paired with at most ``PROBE_POSTS`` posts spread evenly over
+    the catalogue: what a loading model is checked on (finite scores, its compiled forest equal
+    to the library). Not the whole catalogue: at a million posts its features and the models'
+    scores over them were the largest part of a worker's start-up peak (README "Two-stage
+    serving")."""
+    n_posts = len(store.post_ids)
+    posts = np.unique(np.linspace(0, n_posts - 1, min(PROBE_POSTS, n_posts)).astype(np.int64))
+    return store.compute(user_idx, seconds, np.zeros(len(posts), np.int64), posts)
 
 
 def build_snapshot(
@@ -117,7 +130,7 @@ def build_snapshot(
     rankers, versions, pending, shadows = {}, {}, [], {}
     probe_user = np.array([0])
     probe_time = np.array([store.manifest["day0"] + 86400 * max(store.manifest["days"] - 1, 0) + 12 * 3600])
-    probe = store.compute(probe_user, probe_time)
+    probe = probe_rows(store, probe_user, probe_time)
     for arm in settings.experiment.arms:
         loaded = [(rankers, f"arm {arm.name}", arm.model)]
         if arm.shadow is not None:
