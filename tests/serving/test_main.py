@@ -277,3 +277,18 @@ def test_a_serving_process_freezes_what_it_loaded_out_of_the_collectors_reach(
             assert gc.get_freeze_count() > 10_000  # the store, catalogue and models loaded
     finally:
         gc.unfreeze()
+
+
+def test_models_are_probed_on_posts_spread_over_the_catalogue(tiny_store, monkeypatch):
+    from gateway.serving import state
+
+    monkeypatch.setattr(state, "PROBE_POSTS", 10)
+    users, times = np.array([3]), np.array([int(tiny_store.manifest["day0"]) + 5 * 86400])
+    rows = state.probe_rows(tiny_store, users, times)
+    whole = tiny_store.compute(users, times)
+    posts = np.linspace(0, len(tiny_store.post_ids) - 1, 10).astype(np.int64)
+    for name, values in rows.items():
+        assert len(values) == 10
+        np.testing.assert_array_equal(values, whole[name][posts], err_msg=name)
+    monkeypatch.setattr(state, "PROBE_POSTS", 10**9)  # more than the catalogue: each post once
+    assert len(next(iter(state.probe_rows(tiny_store, users, times).values()))) == len(tiny_store.post_ids)
