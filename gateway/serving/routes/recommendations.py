@@ -39,6 +39,8 @@ MAX_USER_ID = 2**31 - 1
 
 EPOCH = datetime(1970, 1, 1)
 MAX_MOOD = 200
+MAX_LIMIT = 100
+MAX_TOPIC = 32  # characters
 SERVED_BY = "X-Recsys-Served-By"  # response header: model, fallback:shed or fallback:deadline
 
 
@@ -107,8 +109,8 @@ async def get_recommendations(
     time_: Annotated[
         datetime, Query(alias="time", description="Request time, ISO 8601 (e.g. 2021-12-01T14:00:00)")
     ],
-    limit: Annotated[int, Query(ge=1, le=100, description="Number of posts")] = 5,
-    topic: Annotated[str | None, Query(max_length=32, description="Only posts of this topic")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Number of posts")] = 5,
+    topic: Annotated[str | None, Query(max_length=MAX_TOPIC, description="Only posts of this topic")] = None,
     mood: Annotated[
         str | None,
         Query(
@@ -243,7 +245,7 @@ def express_query(query_string: bytes) -> tuple[int, datetime, int, str | None, 
         return None
     user_id, limit = int(raw_id), int(raw_limit)
     topic, mood = query.get("topic"), query.get("mood")
-    if user_id > MAX_USER_ID or limit > 100 or (topic is not None and len(topic) > 32):
+    if user_id > MAX_USER_ID or limit > MAX_LIMIT or (topic is not None and len(topic) > MAX_TOPIC):
         return None
     if mood is not None and len(mood) > MAX_MOOD:
         return None
@@ -370,7 +372,7 @@ def shed_query(query_string: bytes, topics: list[str]) -> tuple[int, int, int, s
         raise ValueError(f"{exc.args[0]}: Field required") from None
     except ValidationError:
         raise ValueError("time: Input should be a valid datetime") from None
-    if not 1 <= user_id <= MAX_USER_ID or not 1 <= limit <= 100:
+    if not 1 <= user_id <= MAX_USER_ID or not 1 <= limit <= MAX_LIMIT:
         raise ValueError("id or limit out of range")
     topic = query.get("topic")
     if topic is not None and topic not in topics:
