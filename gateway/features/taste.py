@@ -26,6 +26,7 @@ from scipy.special import expit
 
 FOLD_IN_STEPS = 4  # Newton steps from the prior mean (the log-likelihood is concave)
 STEP_LENGTHS = (0.0, 0.5, 1.0)  # tried at each Newton step (0: stay)
+_TRIAL_LENGTHS = np.asarray(STEP_LENGTHS[1:])[:, None]  # the moving ones, as a column
 FACTOR_RIDGE = 1.0  # L2 on the cluster factors during the fit (counts per cluster are large)
 MIN_PRIOR_VARIANCE = 1e-3
 
@@ -103,7 +104,7 @@ def fold_in(
     n = len(theta)
     lengths = np.asarray(STEP_LENGTHS)[1:, None, None]
     diagonal = np.arange(d)
-    current = _objective(model, x, mean, views, likes, theta)
+    current = _objective(model, x.T, mean, views, likes, theta)
     hessian = np.broadcast_to(np.diag(model.prior_precision), (n, d, d))
     for _ in range(steps):
         p = expit(model.bias + theta @ x.T)
@@ -113,7 +114,7 @@ def fold_in(
         step = np.linalg.solve(hessian, grad[..., None])[..., 0]
         # Safeguarded Newton: the best of a few step lengths, row by row, never a worse point
         # (the trial points of all lengths scored in one pass).
-        scores = _objective(model, x, mean, views, likes, theta + lengths * step)  # (lengths, rows)
+        scores = _objective(model, x.T, mean, views, likes, theta + lengths * step)  # (lengths, rows)
         candidates = np.vstack([current, scores])
         best = np.argmax(candidates, axis=0)
         theta += np.asarray(STEP_LENGTHS)[best][:, None] * step
@@ -136,16 +137,7 @@ def fold_in_one(
     x, xt, bias, precision = model.design, model.design_t, model.bias, model.prior_precision
     mean = model.prior_mean(covariates)
     theta = mean.copy()
-    lengths = _TRIAL_LENGTHS
-
-    def objective(points: np.ndarray) -> np.ndarray:  # points (..., terms)
-        eta = bias + points @ xt
-        centred = points - mean
-        return (likes * eta - views * np.logaddexp(0.0, eta)).sum(axis=-1) - 0.5 * (
-            centred * centred * precision
-        ).sum(axis=-1)
-
-    current = float(objective(theta))
+    current = float(_objective(model, xt, mean, views, likes, theta))
     hessian = np.diag(precision)
     diagonal = slice(None, None, len(theta) + 1)
     for _ in range(FOLD_IN_STEPS):
@@ -154,15 +146,13 @@ def fold_in_one(
         hessian = (xt * (views * p * (1.0 - p))) @ x
         hessian.flat[diagonal] += precision
         step = _solve(hessian, grad)
-        scores = objective(theta + lengths * step)
+        scores = _objective(model, xt, mean, views, likes, theta + _TRIAL_LENGTHS * step)
         best = int(scores.argmax())
         if scores[best] > current:
             theta = theta + STEP_LENGTHS[1 + best] * step
             current = float(scores[best])
     return theta, _solve(hessian, np.eye(len(theta)))
 
-
-_TRIAL_LENGTHS = np.asarray(STEP_LENGTHS[1:])[:, None]
 
 
 def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -173,10 +163,10 @@ def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return solution
 
 
-def _objective(model: TasteModel, x: np.ndarray, mean: np.ndarray, views, likes, theta: np.ndarray) -> np.ndarray:
+def _objective(model: TasteModel, xt: np.ndarray, mean: np.ndarray, views, likes, theta: np.ndarray) -> np.ndarray:
     """Log-posterior (up to a constant) of each row's user terms (``theta`` may carry leading
-    axes of trial points)."""
-    eta = model.bias + theta @ x.T
+    axes of trial points); ``xt`` is the design transposed."""
+    eta = model.bias + theta @ xt
     loglik = (likes * eta - views * np.logaddexp(0.0, eta)).sum(axis=-1)
     return loglik - 0.5 * (((theta - mean) ** 2) * model.prior_precision).sum(axis=-1)
 

@@ -123,8 +123,7 @@ class Admission:
         with self._lock:
             self.late -= 1
         if self._loop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-                self._loop.call_soon_threadsafe(self._hand_over)
+            _call_soon(self._loop, self._hand_over)
 
 
 class AdmissionControl:
@@ -194,7 +193,7 @@ class Deadline:
     request's deadline: one hand-over to the thread and one back (a synchronous route would add
     a second thread, and a second pair of hand-overs of the GIL, per request). The thread
     delivers its result straight into one asyncio future, which a timer on the loop resolves
-    with None at the deadline (instead of ``wrap_future``, ``shield`` and ``wait_for``: three
+    as late at the deadline (instead of ``wrap_future``, ``shield`` and ``wait_for``: three
     futures and their callbacks per request)."""
 
     def __init__(self, deadline_ms: float, admission: Admission, threads: int = 64) -> None:

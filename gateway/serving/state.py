@@ -79,10 +79,9 @@ def experiment_from(settings: Settings) -> Experiment:
     return Experiment.from_settings(settings.experiment)
 
 
-def _load_probed(what: str, model_dir: Path, store: FeatureStore, settings: Settings, probe_at, probe):
+def _load_probed(what: str, model_dir: Path, store: FeatureStore, settings: Settings, probe: dict):
     """A model folder loaded (checksum, feature list), probed on one request's ``probe`` rows
     (``probe_rows``); ReloadError if not fit."""
-    probe_user, probe_time = probe_at
     try:
         ranker = load_ranker(
             model_dir, store.manifest["feature_set_version"], threads=settings.serving.predict_threads
@@ -92,7 +91,8 @@ def _load_probed(what: str, model_dir: Path, store: FeatureStore, settings: Sett
         raise ReloadError(f"{what}: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - a model that cannot score is rejected, whatever the cause
         raise ReloadError(f"{what}: model failed a probe prediction ({type(exc).__name__}: {exc})") from exc
-    if scores.shape != (len(probe[next(iter(probe))]),) or not np.all(np.isfinite(scores)):
+    rows = len(next(iter(probe.values())))
+    if scores.shape != (rows,) or not np.all(np.isfinite(scores)):
         raise ReloadError(f"{what}: model returned invalid scores on a probe request")
     return ranker
 
@@ -136,7 +136,7 @@ def build_snapshot(
         if arm.shadow is not None:
             loaded.append((shadows, f"arm {arm.name} shadow", arm.shadow))
         for into, what, model_dir in loaded:
-            ranker = _load_probed(what, model_dir, store, settings, (probe_user, probe_time), probe)
+            ranker = _load_probed(what, model_dir, store, settings, probe)
             if settings.serving.compiled_inference and not attach_compiled(
                 ranker, probe, compile_if_missing=False
             ):
